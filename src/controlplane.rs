@@ -1,0 +1,648 @@
+//! The version each proxy should run (DESIGN §2.2) and the gate that must hold before `run`
+//! restarts anything.
+//!
+//! Each revision (`istio.io/rev`) has its own istiod and injector ConfigMap. The version a
+//! restart yields is the injector's, so that is what pods are compared with; istiod's version
+//! is what the gate checks the injector against.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::image::{Expected, ImageRef, parse_version};
+use crate::inventory::{Inventory, PodPhase};
+use crate::{Error, Result};
+
+/// The name of the revision of an istiod or pod that names none.
+pub const DEFAULT_REVISION: &str = "default";
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub istio_namespace: String,
+    pub expected_version: Option<String>,
+    pub expected_image: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Revision {
+    pub name: String,
+    /// The version istiod runs, when all its pods agree.
+    pub istiod_version: Option<semver::Version>,
+    pub istiod_image: Option<String>,
+    /// The proxy image the injector puts into new pods.
+    pub injector_image: Option<ImageRef>,
+    /// What this revision's pods are compared with.
+    pub expected: Expected,
+    /// Why the gate does not hold for this revision.
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ControlPlane {
+    pub revisions: BTreeMap<String, Revision>,
+    pub default_revision: Option<String>,
+    /// `--expected-version` / `--expected-image`: every pod is compared with this.
+    pub overridden: Option<Expected>,
+    /// Where the expected version came from, for the report.
+    pub source: String,
+    pub istio_namespace: String,
+}
+
+/// The outcome of the gate: `run` restarts nothing unless it passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gate {
+    pub passed: bool,
+    pub problems: Vec<String>,
+}
+
+impl ControlPlane {
+    /// Finds the control plane in the inventory. Fails only when there is nothing to compare
+    /// with: no override and no istiod or injector at all.
+    pub fn resolve(inventory: &Inventory, options: &Options) -> Result<ControlPlane> {
+        let overridden = expected_override(options)?;
+        let ns = options.istio_namespace.as_str();
+        let mut revisions: BTreeMap<String, Revision> = BTreeMap::new();
+        let revision_of = |rev: Option<&str>| match rev {
+            None | Some("") => DEFAULT_REVISION.to_string(),
+            Some(r) => r.to_string(),
+        };
+        let blank = |name: &str| Revision {
+            name: name.to_string(),
+            istiod_version: None,
+            istiod_image: None,
+            injector_image: None,
+            expected: Expected {
+                version: None,
+                image: None,
+            },
+            problems: Vec::new(),
+        };
+
+        // istiod Deployments announce the revisions that exist.
+        let mut deployments: Vec<_> = inventory
+            .workloads
+            .values()
+            .filter(|w| {
+                w.kind == "Deployment"
+                    && w.namespace == ns
+                    && (w.app.as_deref() == Some("istiod") || w.discovery_image.is_some())
+            })
+            .collect();
+        deployments.sort_by(|a, b| a.name.cmp(&b.name));
+        for deployment in deployments {
+            let name = revision_of(deployment.revision.as_deref());
+            let revision = revisions
+                .entry(name.clone())
+                .or_insert_with(|| blank(&name));
+            if revision.istiod_image.is_none() {
+                revision.istiod_image = deployment.discovery_image.clone();
+            }
+        }
+
+        let mut pods: Vec<_> = inventory
+            .istiod_pods
+            .iter()
+            .filter(|p| p.namespace == ns && !p.terminating)
+            .collect();
+        pods.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut pods_by_revision: BTreeMap<String, Vec<_>> = BTreeMap::new();
+        for pod in pods {
+            pods_by_revision
+                .entry(revision_of(pod.revision.as_deref()))
+                .or_default()
+                .push(pod);
+        }
+        for name in pods_by_revision.keys() {
+            revisions.entry(name.clone()).or_insert_with(|| blank(name));
+        }
+
+        let mut injectors: Vec<_> = inventory
+            .injectors
+            .iter()
+            .filter(|c| c.namespace == ns)
+            .collect();
+        injectors.sort_by(|a, b| a.name.cmp(&b.name));
+        for injector in &injectors {
+            let name = revision_of(injector.revision.as_deref());
+            revisions
+                .entry(name.clone())
+                .or_insert_with(|| blank(&name));
+        }
+
+        for revision in revisions.values_mut() {
+            // istiod: every pod Running and Ready, and one version among them.
+            let pods = pods_by_revision
+                .get(&revision.name)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if pods.is_empty() {
+                revision
+                    .problems
+                    .push(format!("revision {}: no istiod pod in {ns}", revision.name));
+            }
+            let mut versions: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+            for pod in pods {
+                if pod.phase != PodPhase::Running || !pod.ready {
+                    revision.problems.push(format!(
+                        "revision {}: istiod pod {ns}/{} is not Running and Ready",
+                        revision.name, pod.name
+                    ));
+                }
+                let version = pod
+                    .image
+                    .as_deref()
+                    .and_then(|i| ImageRef::parse(i).ok())
+                    .and_then(|i| i.version())
+                    .map(|v| v.version.to_string())
+                    .unwrap_or_else(|| pod.image.clone().unwrap_or_else(|| "no image".into()));
+                versions.entry(version).or_default().push(&pod.name);
+            }
+            if versions.len() > 1 {
+                let listed: Vec<String> = versions
+                    .iter()
+                    .map(|(v, pods)| format!("{v} ({})", pods.join(", ")))
+                    .collect();
+                revision.problems.push(format!(
+                    "revision {}: istiod pods run different versions: {}",
+                    revision.name,
+                    listed.join("; ")
+                ));
+            } else if let Some(version) = versions.keys().next() {
+                revision.istiod_version = parse_version(version);
+            }
+            if revision.istiod_version.is_none() {
+                revision.istiod_version = revision
+                    .istiod_image
+                    .as_deref()
+                    .and_then(|i| ImageRef::parse(i).ok())
+                    .and_then(|i| i.version())
+                    .map(|v| v.version);
+            }
+
+            // The injector: what a restarted pod will get.
+            let injector = injectors
+                .iter()
+                .find(|c| revision_of(c.revision.as_deref()) == revision.name);
+            match injector {
+                None => revision.problems.push(format!(
+                    "revision {}: no injector ConfigMap {}",
+                    revision.name,
+                    injector_name(&revision.name)
+                )),
+                Some(config) => match injector_image(config.values.as_deref()) {
+                    Ok(image) => revision.injector_image = Some(image),
+                    Err(why) => revision.problems.push(format!(
+                        "revision {}: ConfigMap {ns}/{}: {why}",
+                        revision.name, config.name
+                    )),
+                },
+            }
+
+            revision.expected = match &overridden {
+                Some(expected) => expected.clone(),
+                None => Expected {
+                    version: revision
+                        .injector_image
+                        .as_ref()
+                        .and_then(|i| i.version())
+                        .map(|v| v.version)
+                        .or_else(|| revision.istiod_version.clone()),
+                    image: revision.injector_image.clone(),
+                },
+            };
+
+            // The injector must inject the version istiod runs (or the one asked for).
+            let injected = revision
+                .injector_image
+                .as_ref()
+                .and_then(|i| i.version())
+                .map(|v| v.version);
+            let wanted = match &overridden {
+                Some(expected) => expected.version.clone(),
+                None => revision.istiod_version.clone(),
+            };
+            if let (Some(injected), Some(wanted)) = (&injected, &wanted)
+                && injected != wanted
+            {
+                revision.problems.push(format!(
+                    "revision {}: the injector injects {injected} but {} is {wanted}",
+                    revision.name,
+                    if overridden.is_some() {
+                        "the expected version"
+                    } else {
+                        "istiod"
+                    }
+                ));
+            }
+        }
+
+        let default_revision = if revisions.contains_key(DEFAULT_REVISION) {
+            Some(DEFAULT_REVISION.to_string())
+        } else if revisions.len() == 1 {
+            revisions.keys().next().cloned()
+        } else {
+            None
+        };
+
+        let source = match (&overridden, options.expected_image.is_some()) {
+            (Some(_), true) => "--expected-image".to_string(),
+            (Some(_), false) => "--expected-version".to_string(),
+            (None, _) => match default_revision.as_ref().and_then(|r| revisions.get(r)) {
+                Some(revision) if revision.injector_image.is_some() => {
+                    format!("ConfigMap {ns}/{}", injector_name(&revision.name))
+                }
+                Some(revision) if revision.istiod_version.is_some() => {
+                    format!("istiod in {ns} (revision {})", revision.name)
+                }
+                _ => String::new(),
+            },
+        };
+        if overridden.is_none()
+            && revisions
+                .values()
+                .all(|r| r.expected.version.is_none() && r.expected.image.is_none())
+        {
+            return Err(Error::NoControlPlane {
+                namespace: ns.to_string(),
+            });
+        }
+
+        Ok(ControlPlane {
+            revisions,
+            default_revision,
+            overridden,
+            source,
+            istio_namespace: ns.to_string(),
+        })
+    }
+
+    /// What a pod of `revision` is compared with; `Err` says why there is nothing to compare with.
+    pub fn expected_for(&self, revision: Option<&str>) -> std::result::Result<&Expected, String> {
+        if let Some(expected) = &self.overridden {
+            return Ok(expected);
+        }
+        let name = match revision {
+            Some(r) if !r.is_empty() => r,
+            _ => match &self.default_revision {
+                Some(r) => r.as_str(),
+                None => {
+                    return Err(format!(
+                        "the pod names no revision and {} has no default revision",
+                        self.istio_namespace
+                    ));
+                }
+            },
+        };
+        match self.revisions.get(name) {
+            Some(r) if r.expected.version.is_some() || r.expected.image.is_some() => {
+                Ok(&r.expected)
+            }
+            Some(_) => Err(format!("revision {name} names no proxy version")),
+            None => Err(format!(
+                "revision {name} has no istiod or injector in {}",
+                self.istio_namespace
+            )),
+        }
+    }
+
+    /// The version the report shows: the override, else the default revision's.
+    pub fn headline(&self) -> Option<&Expected> {
+        self.overridden.as_ref().or_else(|| {
+            self.default_revision
+                .as_ref()
+                .and_then(|r| self.revisions.get(r))
+                .map(|r| &r.expected)
+        })
+    }
+
+    /// DESIGN §2.2: every revision's istiod Running, Ready and on one version, and its injector
+    /// injecting that version. With an override and no istiod to be seen, there is nothing to
+    /// check, and the operator's word is taken.
+    pub fn gate(&self) -> Gate {
+        let problems: Vec<String> = self
+            .revisions
+            .values()
+            .flat_map(|r| r.problems.iter().cloned())
+            .collect();
+        Gate {
+            passed: problems.is_empty(),
+            problems,
+        }
+    }
+}
+
+fn injector_name(revision: &str) -> String {
+    if revision == DEFAULT_REVISION {
+        "istio-sidecar-injector".into()
+    } else {
+        format!("istio-sidecar-injector-{revision}")
+    }
+}
+
+fn expected_override(options: &Options) -> Result<Option<Expected>> {
+    let image = match &options.expected_image {
+        Some(text) => Some(ImageRef::parse(text).map_err(|e| Error::Usage {
+            option: "--expected-image".into(),
+            problem: e.to_string(),
+        })?),
+        None => None,
+    };
+    let version = match &options.expected_version {
+        Some(text) => Some(parse_version(text).ok_or_else(|| Error::Usage {
+            option: "--expected-version".into(),
+            problem: format!("{text:?} is not a version such as 1.24.1"),
+        })?),
+        None => image.as_ref().and_then(|i| i.version()).map(|v| v.version),
+    };
+    if let (Some(image), Some(version)) = (&image, &version)
+        && let Some(tagged) = image.version()
+        && !tagged.same_version(version)
+    {
+        return Err(Error::Usage {
+            option: "--expected-version".into(),
+            problem: format!("{version} disagrees with --expected-image {image}"),
+        });
+    }
+    Ok((image.is_some() || version.is_some()).then_some(Expected { version, image }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct InjectorValues {
+    global: Global,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Global {
+    hub: Option<String>,
+    tag: Option<serde_json::Value>,
+    variant: Option<String>,
+    proxy: Proxy,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Proxy {
+    image: Option<String>,
+}
+
+/// The image the injector puts into pods, as Istio's template builds it: `proxy.image` when it
+/// is a full reference, else `hub/proxy.image:tag[-variant]`.
+fn injector_image(values: Option<&str>) -> std::result::Result<ImageRef, String> {
+    let values = values.ok_or("data.values: missing")?;
+    let values: InjectorValues =
+        serde_json::from_str(values).map_err(|e| format!("data.values: {e}"))?;
+    let global = values.global;
+    let image = global.proxy.image.unwrap_or_else(|| "proxyv2".into());
+    let text = if image.contains('/') {
+        image
+    } else {
+        let hub = global.hub.ok_or("data.values: global.hub: missing")?;
+        let tag = match global.tag {
+            Some(serde_json::Value::String(tag)) => tag,
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            _ => return Err("data.values: global.tag: missing".into()),
+        };
+        let variant = global
+            .variant
+            .filter(|v| !v.is_empty() && !tag.ends_with(&format!("-{v}")))
+            .map(|v| format!("-{v}"))
+            .unwrap_or_default();
+        format!("{}/{image}:{tag}{variant}", hub.trim_end_matches('/'))
+    };
+    ImageRef::parse(&text).map_err(|e| format!("data.values: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::{InjectorConfigMap, IstiodPod, WorkloadRecord};
+
+    fn istiod_pod(name: &str, rev: Option<&str>, version: &str, ready: bool) -> IstiodPod {
+        IstiodPod {
+            namespace: "istio-system".into(),
+            name: name.into(),
+            revision: rev.map(str::to_string),
+            image: Some(format!("docker.io/istio/pilot:{version}")),
+            phase: PodPhase::Running,
+            ready,
+            terminating: false,
+        }
+    }
+
+    fn injector(rev: Option<&str>, tag: &str) -> InjectorConfigMap {
+        InjectorConfigMap {
+            namespace: "istio-system".into(),
+            name: match rev {
+                Some(r) => format!("istio-sidecar-injector-{r}"),
+                None => "istio-sidecar-injector".into(),
+            },
+            revision: rev.map(str::to_string),
+            values: Some(format!(
+                r#"{{"global":{{"hub":"docker.io/istio","tag":"{tag}","proxy":{{"image":"proxyv2"}}}}}}"#
+            )),
+        }
+    }
+
+    fn inventory(pods: Vec<IstiodPod>, injectors: Vec<InjectorConfigMap>) -> Inventory {
+        let mut inventory = Inventory::default();
+        inventory.istiod_pods = pods;
+        inventory.injectors = injectors;
+        inventory.workloads.insert(
+            ("Deployment".into(), "istio-system".into(), "istiod".into()),
+            WorkloadRecord {
+                kind: "Deployment".into(),
+                namespace: "istio-system".into(),
+                name: "istiod".into(),
+                app: Some("istiod".into()),
+                discovery_image: Some("docker.io/istio/pilot:1.24.1".into()),
+                ..WorkloadRecord::default()
+            },
+        );
+        inventory
+    }
+
+    fn options() -> Options {
+        Options {
+            istio_namespace: "istio-system".into(),
+            ..Options::default()
+        }
+    }
+
+    #[test]
+    fn a_healthy_control_plane_passes_the_gate() {
+        let inv = inventory(
+            vec![
+                istiod_pod("istiod-a", None, "1.24.1", true),
+                istiod_pod("istiod-b", None, "1.24.1-distroless", true),
+            ],
+            vec![injector(None, "1.24.1-distroless")],
+        );
+        let cp = ControlPlane::resolve(&inv, &options()).unwrap();
+        assert_eq!(
+            cp.gate(),
+            Gate {
+                passed: true,
+                problems: vec![]
+            }
+        );
+        let expected = cp.expected_for(None).unwrap();
+        assert_eq!(expected.version.as_ref().unwrap().to_string(), "1.24.1");
+        assert_eq!(
+            expected.image.as_ref().unwrap().to_string(),
+            "docker.io/istio/proxyv2:1.24.1-distroless"
+        );
+        assert_eq!(cp.source, "ConfigMap istio-system/istio-sidecar-injector");
+    }
+
+    #[test]
+    fn the_gate_names_each_problem() {
+        let cases: Vec<(Vec<IstiodPod>, Vec<InjectorConfigMap>, &str)> = vec![
+            (
+                vec![
+                    istiod_pod("istiod-a", None, "1.24.1", true),
+                    istiod_pod("istiod-b", None, "1.23.2", true),
+                ],
+                vec![injector(None, "1.24.1")],
+                "istiod pods run different versions: 1.23.2 (istiod-b); 1.24.1 (istiod-a)",
+            ),
+            (
+                vec![istiod_pod("istiod-a", None, "1.24.1", false)],
+                vec![injector(None, "1.24.1")],
+                "istiod pod istio-system/istiod-a is not Running and Ready",
+            ),
+            (
+                vec![istiod_pod("istiod-a", None, "1.24.1", true)],
+                vec![injector(None, "1.23.2")],
+                "the injector injects 1.23.2 but istiod is 1.24.1",
+            ),
+            (
+                vec![istiod_pod("istiod-a", None, "1.24.1", true)],
+                vec![],
+                "no injector ConfigMap istio-sidecar-injector",
+            ),
+            (
+                vec![],
+                vec![injector(None, "1.24.1")],
+                "no istiod pod in istio-system",
+            ),
+        ];
+        for (pods, injectors, problem) in cases {
+            let cp = ControlPlane::resolve(&inventory(pods, injectors), &options()).unwrap();
+            let gate = cp.gate();
+            assert!(!gate.passed);
+            assert!(
+                gate.problems.iter().any(|p| p.contains(problem)),
+                "{problem}: {:?}",
+                gate.problems
+            );
+        }
+    }
+
+    #[test]
+    fn revisions_have_their_own_versions() {
+        let inv = inventory(
+            vec![
+                istiod_pod("istiod-a", None, "1.24.1", true),
+                istiod_pod("istiod-1-23-a", Some("1-23"), "1.23.2", true),
+            ],
+            vec![injector(None, "1.24.1"), injector(Some("1-23"), "1.23.2")],
+        );
+        let cp = ControlPlane::resolve(&inv, &options()).unwrap();
+        assert!(cp.gate().passed, "{:?}", cp.gate());
+        let v = |rev| {
+            cp.expected_for(rev)
+                .unwrap()
+                .version
+                .as_ref()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(v(None), "1.24.1");
+        assert_eq!(v(Some("default")), "1.24.1");
+        assert_eq!(v(Some("1-23")), "1.23.2");
+        assert!(
+            cp.expected_for(Some("1-22"))
+                .unwrap_err()
+                .contains("revision 1-22")
+        );
+    }
+
+    #[test]
+    fn overrides_win_and_are_checked() {
+        let inv = inventory(
+            vec![istiod_pod("istiod-a", None, "1.24.1", true)],
+            vec![injector(None, "1.24.1")],
+        );
+        let mut opts = options();
+        opts.expected_version = Some("v1.25.0".into());
+        let cp = ControlPlane::resolve(&inv, &opts).unwrap();
+        assert_eq!(
+            cp.expected_for(Some("any"))
+                .unwrap()
+                .version
+                .as_ref()
+                .unwrap()
+                .to_string(),
+            "1.25.0"
+        );
+        assert_eq!(cp.source, "--expected-version");
+        assert!(
+            cp.gate().problems[0].contains("injects 1.24.1 but the expected version is 1.25.0")
+        );
+
+        opts.expected_version = Some("one-two".into());
+        assert!(matches!(
+            ControlPlane::resolve(&inv, &opts),
+            Err(Error::Usage { .. })
+        ));
+        opts.expected_version = Some("1.24.1".into());
+        opts.expected_image = Some("istio/proxyv2:1.23.2".into());
+        assert!(matches!(
+            ControlPlane::resolve(&inv, &opts),
+            Err(Error::Usage { .. })
+        ));
+    }
+
+    #[test]
+    fn nothing_to_compare_with_is_an_error() {
+        let error = ControlPlane::resolve(&Inventory::default(), &options()).unwrap_err();
+        assert!(error.to_string().contains("--expected-version"), "{error}");
+    }
+
+    #[test]
+    fn builds_the_injected_image_as_istio_does() {
+        let cases = [
+            (
+                r#"{"global":{"hub":"docker.io/istio","tag":"1.24.1","proxy":{"image":"proxyv2"}}}"#,
+                "docker.io/istio/proxyv2:1.24.1",
+            ),
+            (
+                r#"{"global":{"hub":"docker.io/istio","tag":"1.24.1","variant":"distroless","proxy":{"image":"proxyv2"}}}"#,
+                "docker.io/istio/proxyv2:1.24.1-distroless",
+            ),
+            (
+                r#"{"global":{"hub":"x.io/istio","tag":"1.24.1-distroless","variant":"distroless"}}"#,
+                "x.io/istio/proxyv2:1.24.1-distroless",
+            ),
+            (
+                r#"{"global":{"proxy":{"image":"mirror.io/p/proxyv2:1.24.1"}}}"#,
+                "mirror.io/p/proxyv2:1.24.1",
+            ),
+        ];
+        for (values, image) in cases {
+            assert_eq!(injector_image(Some(values)).unwrap().to_string(), image);
+        }
+        assert!(
+            injector_image(Some("{"))
+                .unwrap_err()
+                .contains("data.values")
+        );
+        assert!(
+            injector_image(Some(r#"{"global":{"hub":"h.io/x"}}"#))
+                .unwrap_err()
+                .contains("global.tag")
+        );
+    }
+}

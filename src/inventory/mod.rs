@@ -1,0 +1,669 @@
+//! What the cluster holds, reduced to the records the decision rules need.
+//!
+//! Objects arrive one at a time (a snapshot item, a list page's item) and are folded into an
+//! [`Inventory`] by [`InventoryBuilder::add`]; nothing keeps the objects themselves. Pods without
+//! a proxy are only counted, so memory grows with proxies and workloads, not with pod bytes.
+
+pub mod model;
+pub mod snapshot;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use model::{Body, Container, Metadata, Object, OwnerReference};
+
+use crate::{Error, Result};
+
+/// The label or annotation that keeps a pod, workload or namespace out of every restart.
+pub const SKIP_KEY: &str = "istio-proxy-reset.kyma-project.io/skip";
+/// The annotation Istio writes on injected pods, naming what it injected and for which revision.
+pub const SIDECAR_STATUS: &str = "sidecar.istio.io/status";
+/// Per-pod proxy image override: such a pod is never the control plane's to update.
+pub const PROXY_IMAGE_ANNOTATION: &str = "sidecar.istio.io/proxyImage";
+pub const REVISION_LABEL: &str = "istio.io/rev";
+pub const MODULE_LABEL: &str = "kyma-project.io/module";
+pub const PROXY_CONTAINER: &str = "istio-proxy";
+/// Init containers Istio injects that are not proxies.
+const NOT_PROXIES: [&str; 2] = ["istio-init", "istio-validation"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodPhase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Unknown,
+}
+
+impl PodPhase {
+    fn parse(phase: Option<&str>) -> PodPhase {
+        match phase {
+            Some("Pending") => PodPhase::Pending,
+            Some("Running") => PodPhase::Running,
+            Some("Succeeded") => PodPhase::Succeeded,
+            Some("Failed") => PodPhase::Failed,
+            _ => PodPhase::Unknown,
+        }
+    }
+}
+
+/// A controller reference: what the decision rules follow from a pod upward.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OwnerRef {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+}
+
+impl From<&OwnerReference> for OwnerRef {
+    fn from(o: &OwnerReference) -> Self {
+        OwnerRef {
+            api_version: o.api_version.clone(),
+            kind: o.kind.clone(),
+            name: o.name.clone(),
+        }
+    }
+}
+
+/// A pod that carries an Istio proxy.
+#[derive(Debug, Clone)]
+pub struct ProxyPod {
+    pub namespace: Arc<str>,
+    pub name: String,
+    pub uid: Option<String>,
+    pub phase: PodPhase,
+    /// Why the pod is in its phase (`status.reason`, e.g. `Evicted`), for the report.
+    pub phase_reason: Option<String>,
+    pub ready: bool,
+    pub terminating: bool,
+    pub controller: Option<OwnerRef>,
+    /// The proxy container's image as the pod spec names it; `None` when it names none.
+    pub proxy_image: Option<Arc<str>>,
+    pub revision: Option<String>,
+    pub skip: bool,
+    /// Labelled `kyma-project.io/module`: a bare pod of a Kyma module is in the `kyma` phase.
+    pub module_label: bool,
+    pub custom_proxy_image: Option<String>,
+}
+
+/// A workload or intermediate owner (ReplicaSet, Deployment, StatefulSet, …).
+#[derive(Debug, Clone, Default)]
+pub struct WorkloadRecord {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub uid: Option<String>,
+    pub controller: Option<OwnerRef>,
+    pub skip: bool,
+    pub module_label: bool,
+    pub paused: bool,
+    /// `spec.updateStrategy.type` of StatefulSets and DaemonSets.
+    pub update_strategy: Option<String>,
+    /// Annotations the run writes (target version) and reads back on a re-run.
+    pub annotations: Vec<(String, String)>,
+    /// Image of the `discovery` container, for istiod Deployments.
+    pub discovery_image: Option<String>,
+    /// The `app` label (`istiod` for the control plane).
+    pub app: Option<String>,
+    /// The `istio.io/rev` label.
+    pub revision: Option<String>,
+    pub replicas: Option<i64>,
+    pub ready_replicas: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NamespaceRecord {
+    pub skip: bool,
+    pub revision: Option<String>,
+}
+
+/// An istiod pod, for the control-plane gate.
+#[derive(Debug, Clone)]
+pub struct IstiodPod {
+    pub namespace: String,
+    pub name: String,
+    pub revision: Option<String>,
+    pub image: Option<String>,
+    pub phase: PodPhase,
+    pub ready: bool,
+    pub terminating: bool,
+}
+
+/// An `istio-sidecar-injector[-<rev>]` ConfigMap.
+#[derive(Debug, Clone)]
+pub struct InjectorConfigMap {
+    pub namespace: String,
+    pub name: String,
+    pub revision: Option<String>,
+    pub values: Option<String>,
+}
+
+/// Identifies an owner: `(kind, namespace, name)`. Group is not part of it: two kinds of the
+/// same name from different groups never meet in one namespace's owner chain in practice,
+/// and owner references often omit nothing but the group version.
+pub type ObjectKey = (String, String, String);
+
+#[derive(Debug, Default)]
+pub struct Inventory {
+    pub pods_total: usize,
+    pub proxy_pods: Vec<ProxyPod>,
+    pub workloads: HashMap<ObjectKey, WorkloadRecord>,
+    pub namespaces: HashMap<String, NamespaceRecord>,
+    pub istiod_pods: Vec<IstiodPod>,
+    pub injectors: Vec<InjectorConfigMap>,
+    /// Kinds seen and not used, with counts, for the debug log.
+    pub ignored_kinds: BTreeMap<String, usize>,
+}
+
+/// Folds objects into an [`Inventory`], interning the strings many pods share.
+#[derive(Default)]
+pub struct InventoryBuilder {
+    inventory: Inventory,
+    strings: HashSet<Arc<str>>,
+    seen_pods: HashSet<(Arc<str>, String)>,
+    scope: Option<HashSet<String>>,
+}
+
+impl InventoryBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keeps only the pods of these namespaces (`--namespace`); the control plane's objects
+    /// are kept wherever they are.
+    pub fn with_scope(namespaces: &[String]) -> Self {
+        InventoryBuilder {
+            scope: (!namespaces.is_empty()).then(|| namespaces.iter().cloned().collect()),
+            ..Self::default()
+        }
+    }
+
+    fn in_scope(&self, namespace: &str) -> bool {
+        self.scope.as_ref().is_none_or(|s| s.contains(namespace))
+    }
+
+    fn intern(&mut self, text: &str) -> Arc<str> {
+        if let Some(existing) = self.strings.get(text) {
+            return existing.clone();
+        }
+        let interned: Arc<str> = Arc::from(text);
+        self.strings.insert(interned.clone());
+        interned
+    }
+
+    /// Adds one object. `origin` names where it came from (`item 17`) for error messages.
+    pub fn add(&mut self, object: Object, origin: &str) -> Result<()> {
+        let Object {
+            api_version,
+            kind,
+            metadata,
+            body,
+        } = object;
+        let name = metadata.name.clone().ok_or_else(|| Error::InvalidObject {
+            object: format!("{origin} ({kind})"),
+            field: "metadata.name".into(),
+            problem: "missing".into(),
+        })?;
+        let namespaced = kind != "Namespace";
+        let namespace = match (&metadata.namespace, namespaced) {
+            (Some(ns), true) if !ns.is_empty() => ns.clone(),
+            (_, true) => {
+                return Err(Error::InvalidObject {
+                    object: format!("{origin} ({kind} {name})"),
+                    field: "metadata.namespace".into(),
+                    problem: "missing".into(),
+                });
+            }
+            (_, false) => String::new(),
+        };
+        match (kind.as_str(), body) {
+            ("Pod", Body::Pod { spec, status }) => {
+                self.add_pod(namespace, name, metadata, spec, status)
+            }
+            (_, Body::Workload { spec, status }) => {
+                let key = (kind.clone(), namespace.clone(), name.clone());
+                let discovery_image = spec
+                    .template
+                    .as_ref()
+                    .and_then(|t| t.spec.containers.iter().find(|c| c.name == "discovery"))
+                    .and_then(|c| c.image.clone());
+                let record = WorkloadRecord {
+                    api_version,
+                    kind,
+                    namespace,
+                    name,
+                    uid: metadata.uid.clone(),
+                    controller: metadata.controller().map(OwnerRef::from),
+                    skip: carries_skip(&metadata),
+                    module_label: metadata.labels.get(MODULE_LABEL).is_some(),
+                    paused: spec.paused.unwrap_or(false),
+                    update_strategy: spec.update_strategy.and_then(|s| s.type_),
+                    annotations: metadata.annotations.0,
+                    discovery_image,
+                    app: metadata.labels.get("app").map(str::to_string),
+                    revision: metadata.labels.get(REVISION_LABEL).map(str::to_string),
+                    replicas: spec.replicas,
+                    ready_replicas: status.ready_replicas,
+                };
+                self.inventory.workloads.insert(key, record);
+                Ok(())
+            }
+            ("Namespace", _) => {
+                self.inventory.namespaces.insert(
+                    name,
+                    NamespaceRecord {
+                        skip: carries_skip(&metadata),
+                        revision: metadata.labels.get(REVISION_LABEL).map(str::to_string),
+                    },
+                );
+                Ok(())
+            }
+            ("ConfigMap", Body::ConfigMap { data }) => {
+                if let Some(revision) = name.strip_prefix("istio-sidecar-injector") {
+                    let revision = revision.strip_prefix('-').map(str::to_string);
+                    self.inventory.injectors.push(InjectorConfigMap {
+                        namespace,
+                        name,
+                        revision,
+                        values: data.values,
+                    });
+                }
+                Ok(())
+            }
+            (_, _) => {
+                *self.inventory.ignored_kinds.entry(kind).or_default() += 1;
+                Ok(())
+            }
+        }
+    }
+
+    fn add_pod(
+        &mut self,
+        namespace: String,
+        name: String,
+        metadata: Metadata,
+        spec: model::PodSpec,
+        status: model::PodStatus,
+    ) -> Result<()> {
+        let in_scope = self.in_scope(&namespace);
+        if in_scope {
+            self.inventory.pods_total += 1;
+        }
+        let namespace = self.intern(&namespace);
+        if !self.seen_pods.insert((namespace.clone(), name.clone())) {
+            return Err(Error::InvalidObject {
+                object: format!("Pod {namespace}/{name}"),
+                field: "metadata.name".into(),
+                problem: "listed twice".into(),
+            });
+        }
+        let phase = PodPhase::parse(status.phase.as_deref());
+        let ready = status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        let terminating = metadata.deletion_timestamp.is_some();
+        let revision = pod_revision(&metadata);
+
+        if metadata.labels.get("app") == Some("istiod") {
+            let image = spec
+                .containers
+                .iter()
+                .find(|c| c.name == "discovery")
+                .and_then(|c| c.image.clone());
+            self.inventory.istiod_pods.push(IstiodPod {
+                namespace: namespace.to_string(),
+                name: name.clone(),
+                revision: revision.clone(),
+                image,
+                phase,
+                ready,
+                terminating,
+            });
+        }
+
+        let Some(proxy) = find_proxy(&metadata, &spec).filter(|_| in_scope) else {
+            return Ok(());
+        };
+        let proxy_image = proxy.image.as_deref().map(|i| self.intern(i));
+        self.inventory.proxy_pods.push(ProxyPod {
+            namespace,
+            name,
+            uid: metadata.uid.clone(),
+            phase,
+            phase_reason: status.reason,
+            ready,
+            terminating,
+            controller: metadata.controller().map(OwnerRef::from),
+            proxy_image,
+            revision,
+            skip: carries_skip(&metadata),
+            module_label: metadata.labels.get(MODULE_LABEL).is_some(),
+            custom_proxy_image: metadata
+                .annotations
+                .get(PROXY_IMAGE_ANNOTATION)
+                .map(str::to_string),
+        });
+        Ok(())
+    }
+
+    pub fn finish(self) -> Inventory {
+        self.inventory
+    }
+}
+
+/// `true` when the label or the annotation says `"true"`.
+fn carries_skip(metadata: &Metadata) -> bool {
+    metadata.labels.get(SKIP_KEY) == Some("true")
+        || metadata.annotations.get(SKIP_KEY) == Some("true")
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct SidecarStatus {
+    containers: Option<Vec<String>>,
+    init_containers: Option<Vec<String>>,
+    revision: Option<String>,
+}
+
+fn sidecar_status(metadata: &Metadata) -> Option<SidecarStatus> {
+    metadata
+        .annotations
+        .get(SIDECAR_STATUS)
+        .and_then(|text| serde_json::from_str(text).ok())
+}
+
+/// DESIGN §2.2: the `istio.io/rev` label, else the revision in the sidecar status annotation.
+fn pod_revision(metadata: &Metadata) -> Option<String> {
+    metadata
+        .labels
+        .get(REVISION_LABEL)
+        .map(str::to_string)
+        .or_else(|| sidecar_status(metadata).and_then(|s| s.revision))
+        .filter(|r| !r.is_empty())
+}
+
+/// DESIGN §2.1: a container or native-sidecar init container named `istio-proxy`, or named by
+/// the sidecar status annotation (never `istio-init` / `istio-validation`).
+fn find_proxy<'a>(metadata: &Metadata, spec: &'a model::PodSpec) -> Option<&'a Container> {
+    let status = sidecar_status(metadata);
+    let named = |list: Option<&Vec<String>>, c: &Container| {
+        list.is_some_and(|names| names.contains(&c.name))
+    };
+    let is_proxy = |c: &&Container, listed: Option<&Vec<String>>| {
+        !NOT_PROXIES.contains(&c.name.as_str()) && (c.name == PROXY_CONTAINER || named(listed, c))
+    };
+    spec.containers
+        .iter()
+        .find(|c| is_proxy(c, status.as_ref().and_then(|s| s.containers.as_ref())))
+        .or_else(|| {
+            spec.init_containers.iter().find(|c| {
+                is_proxy(c, status.as_ref().and_then(|s| s.init_containers.as_ref()))
+                    && (c.restart_policy.as_deref() == Some("Always") || c.name == PROXY_CONTAINER)
+            })
+        })
+}
+
+/// Where a pod's controller chain ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedWorkload {
+    /// The top controller, or the pod itself (kind `Pod`) when it has none.
+    pub kind: String,
+    pub api_version: String,
+    pub name: String,
+    /// The top controller's record, when the inventory holds it.
+    pub found: bool,
+    /// Some object of the chain carries the skip label or annotation.
+    pub skip: bool,
+    /// Something odd about the chain (an owner that points nowhere, a cycle), for the report.
+    pub problem: Option<String>,
+}
+
+const MAX_OWNER_DEPTH: usize = 8;
+
+impl Inventory {
+    pub fn workload(&self, kind: &str, namespace: &str, name: &str) -> Option<&WorkloadRecord> {
+        self.workloads
+            .get(&(kind.to_string(), namespace.to_string(), name.to_string()))
+    }
+
+    /// DESIGN §2.5: walk controller references upward. An intermediate owner that is missing
+    /// ends the walk at it (named by the reference); so does a cycle.
+    pub fn resolve_workload(&self, pod: &ProxyPod) -> ResolvedWorkload {
+        let Some(first) = &pod.controller else {
+            return ResolvedWorkload {
+                kind: "Pod".into(),
+                api_version: "v1".into(),
+                name: pod.name.clone(),
+                found: true,
+                skip: false,
+                problem: None,
+            };
+        };
+        let mut current = first.clone();
+        let mut skip = false;
+        let mut visited = vec![(current.kind.clone(), current.name.clone())];
+        loop {
+            let Some(record) = self.workload(&current.kind, &pod.namespace, &current.name) else {
+                let problem = is_known_kind(&current.kind).then(|| {
+                    format!(
+                        "owner {} {}/{} is not in the inventory",
+                        current.kind, pod.namespace, current.name
+                    )
+                });
+                return ResolvedWorkload {
+                    kind: current.kind,
+                    api_version: current.api_version,
+                    name: current.name,
+                    found: false,
+                    skip,
+                    problem,
+                };
+            };
+            skip |= record.skip;
+            let Some(next) = &record.controller else {
+                return ResolvedWorkload {
+                    kind: current.kind,
+                    api_version: if record.api_version.is_empty() {
+                        current.api_version
+                    } else {
+                        record.api_version.clone()
+                    },
+                    name: current.name,
+                    found: true,
+                    skip,
+                    problem: None,
+                };
+            };
+            let step = (next.kind.clone(), next.name.clone());
+            if visited.contains(&step) || visited.len() >= MAX_OWNER_DEPTH {
+                return ResolvedWorkload {
+                    kind: current.kind.clone(),
+                    api_version: current.api_version,
+                    name: current.name.clone(),
+                    found: true,
+                    skip,
+                    problem: Some(format!(
+                        "the owner chain of {} {}/{} loops back or is deeper than {MAX_OWNER_DEPTH}",
+                        current.kind, pod.namespace, current.name
+                    )),
+                };
+            }
+            visited.push(step);
+            current = next.clone();
+        }
+    }
+}
+
+/// Kinds the inventory lists, so a missing one is noteworthy (a custom resource is not).
+fn is_known_kind(kind: &str) -> bool {
+    model::is_workload_kind(kind) && kind != "Rollout"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(json: serde_json::Value) -> Object {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn pod_json(name: &str, owner: Option<(&str, &str)>) -> serde_json::Value {
+        let mut pod = serde_json::json!({
+            "kind": "Pod", "apiVersion": "v1",
+            "metadata": {"name": name, "namespace": "shop"},
+            "spec": {"containers": [{"name": "app", "image": "app:1"},
+                                    {"name": "istio-proxy", "image": "istio/proxyv2:1.23.2"}]},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+        });
+        if let Some((kind, owner)) = owner {
+            pod["metadata"]["ownerReferences"] = serde_json::json!([
+                {"apiVersion": "apps/v1", "kind": kind, "name": owner, "uid": "u", "controller": true}
+            ]);
+        }
+        pod
+    }
+
+    fn workload_json(kind: &str, name: &str, owner: Option<(&str, &str)>) -> serde_json::Value {
+        let mut w = serde_json::json!({
+            "kind": kind, "apiVersion": "apps/v1",
+            "metadata": {"name": name, "namespace": "shop"}, "spec": {}
+        });
+        if let Some((kind, owner)) = owner {
+            w["metadata"]["ownerReferences"] = serde_json::json!([
+                {"apiVersion": "apps/v1", "kind": kind, "name": owner, "controller": true}
+            ]);
+        }
+        w
+    }
+
+    fn build(items: Vec<serde_json::Value>) -> Inventory {
+        let mut builder = InventoryBuilder::new();
+        for (i, item) in items.into_iter().enumerate() {
+            builder.add(object(item), &format!("item {i}")).unwrap();
+        }
+        builder.finish()
+    }
+
+    #[test]
+    fn finds_proxies_where_the_design_says() {
+        let mut native = pod_json("native", None);
+        native["spec"] = serde_json::json!({
+            "initContainers": [{"name": "istio-init", "image": "istio/proxyv2:1.23.2"},
+                               {"name": "istio-proxy", "image": "istio/proxyv2:1.23.2", "restartPolicy": "Always"}],
+            "containers": [{"name": "app", "image": "app:1"}]});
+        let mut renamed = pod_json("renamed", None);
+        renamed["metadata"]["annotations"] = serde_json::json!({
+            SIDECAR_STATUS: r#"{"containers":["mesh-proxy"],"initContainers":["istio-init"],"revision":"1-24"}"#});
+        renamed["spec"]["containers"] = serde_json::json!([
+            {"name": "app", "image": "app:1"}, {"name": "mesh-proxy", "image": "istio/proxyv2:1.24.1"}]);
+        let mut only_init = pod_json("only-init", None);
+        only_init["spec"] = serde_json::json!({
+            "initContainers": [{"name": "istio-init", "image": "istio/proxyv2:1.23.2"},
+                               {"name": "istio-validation", "image": "istio/proxyv2:1.23.2"}],
+            "containers": [{"name": "app", "image": "app:1"}]});
+        let mut plain = pod_json("plain", None);
+        plain["spec"]["containers"] = serde_json::json!([{"name": "app", "image": "app:1"}]);
+
+        let inventory = build(vec![
+            pod_json("sidecar", None),
+            native,
+            renamed,
+            only_init,
+            plain,
+        ]);
+        let names: Vec<_> = inventory
+            .proxy_pods
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(names, ["sidecar", "native", "renamed"]);
+        assert_eq!(inventory.pods_total, 5);
+        assert_eq!(inventory.proxy_pods[2].revision.as_deref(), Some("1-24"));
+        assert_eq!(
+            inventory.proxy_pods[2].proxy_image.as_deref(),
+            Some("istio/proxyv2:1.24.1")
+        );
+    }
+
+    #[test]
+    fn resolves_owner_chains() {
+        let inventory = build(vec![
+            pod_json("web-1", Some(("ReplicaSet", "web-abc"))),
+            workload_json("ReplicaSet", "web-abc", Some(("Deployment", "web"))),
+            workload_json("Deployment", "web", None),
+            pod_json("job-1", Some(("Job", "nightly-1"))),
+            workload_json("Job", "nightly-1", Some(("CronJob", "nightly"))),
+            workload_json("CronJob", "nightly", None),
+            pod_json("orphan-1", Some(("ReplicaSet", "gone"))),
+            pod_json("half-1", Some(("ReplicaSet", "half-abc"))),
+            workload_json("ReplicaSet", "half-abc", Some(("Deployment", "half"))),
+            pod_json("custom-1", Some(("Workflow", "wf"))),
+            pod_json("loop-1", Some(("ReplicaSet", "a"))),
+            workload_json("ReplicaSet", "a", Some(("ReplicaSet", "b"))),
+            workload_json("ReplicaSet", "b", Some(("ReplicaSet", "a"))),
+            pod_json("bare", None),
+        ]);
+        let resolved: Vec<_> = inventory
+            .proxy_pods
+            .iter()
+            .map(|p| {
+                let w = inventory.resolve_workload(p);
+                (w.kind, w.name, w.found, w.problem.is_some())
+            })
+            .collect();
+        let expect =
+            |k: &str, n: &str, found, problem| (k.to_string(), n.to_string(), found, problem);
+        assert_eq!(
+            resolved,
+            vec![
+                expect("Deployment", "web", true, false),
+                expect("CronJob", "nightly", true, false),
+                expect("ReplicaSet", "gone", false, true),
+                expect("Deployment", "half", false, true),
+                expect("Workflow", "wf", false, false),
+                expect("ReplicaSet", "b", true, true),
+                expect("Pod", "bare", true, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn skip_anywhere_in_the_chain_counts() {
+        let mut rs = workload_json("ReplicaSet", "web-abc", Some(("Deployment", "web")));
+        rs["metadata"]["labels"] = serde_json::json!({SKIP_KEY: "true"});
+        let inventory = build(vec![
+            pod_json("web-1", Some(("ReplicaSet", "web-abc"))),
+            rs,
+            workload_json("Deployment", "web", None),
+        ]);
+        assert!(inventory.resolve_workload(&inventory.proxy_pods[0]).skip);
+    }
+
+    #[test]
+    fn a_pod_listed_twice_is_an_error() {
+        let mut builder = InventoryBuilder::new();
+        builder.add(object(pod_json("a", None)), "item 0").unwrap();
+        let error = builder
+            .add(object(pod_json("a", None)), "item 1")
+            .unwrap_err();
+        assert!(error.to_string().contains("shop/a"), "{error}");
+    }
+
+    #[test]
+    fn objects_without_name_or_namespace_are_errors() {
+        let mut builder = InventoryBuilder::new();
+        let mut pod = pod_json("a", None);
+        pod["metadata"] = serde_json::json!({"namespace": "shop"});
+        let error = builder.add(object(pod), "item 3").unwrap_err().to_string();
+        assert!(
+            error.contains("item 3") && error.contains("metadata.name"),
+            "{error}"
+        );
+        let mut pod = pod_json("a", None);
+        pod["metadata"] = serde_json::json!({"name": "a"});
+        let error = builder.add(object(pod), "item 4").unwrap_err().to_string();
+        assert!(error.contains("metadata.namespace"), "{error}");
+    }
+}

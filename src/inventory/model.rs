@@ -1,0 +1,437 @@
+//! The slice of each Kubernetes object the planner reads, deserialised straight from JSON.
+//!
+//! Deliberately not the `k8s-openapi` types: a real pod is ~6 KB of JSON (managedFields,
+//! probes, env) of which the plan needs a few hundred bytes. Deserialising into these types
+//! skips everything else without allocating it, so a page of pods (or a 130 MB snapshot) costs
+//! little more than scanning its bytes (DESIGN §6). Labels and annotations keep only the keys
+//! the decision rules look at.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+/// Labels and annotations with only the keys the planner reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeptMap(pub Vec<(String, String)>);
+
+impl KeptMap {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The label and annotation keys that matter to a decision rule; everything else is skipped
+/// while parsing (`last-applied-configuration` alone can be many kilobytes).
+pub fn is_kept_key(key: &str) -> bool {
+    key == "app"
+        || key == "istio-injection"
+        || key.starts_with("istio.io/")
+        || key.starts_with("sidecar.istio.io/")
+        || key.starts_with("istio-proxy-reset.kyma-project.io/")
+        || key.starts_with("kyma-project.io/")
+}
+
+impl<'de> Deserialize<'de> for KeptMap {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeptMapVisitor;
+        impl<'de> Visitor<'de> for KeptMapVisitor {
+            type Value = KeptMap;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of strings")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<KeptMap, E> {
+                Ok(KeptMap::default())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KeptMap, A::Error> {
+                let mut kept = Vec::new();
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    if is_kept_key(&key) {
+                        let value: Option<String> = map.next_value()?;
+                        kept.push((key.into_owned(), value.unwrap_or_default()));
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(KeptMap(kept))
+            }
+        }
+        deserializer.deserialize_any(KeptMapVisitor)
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnerReference {
+    #[serde(default)]
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    #[serde(default)]
+    pub uid: Option<String>,
+    #[serde(default)]
+    pub controller: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Metadata {
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+    pub uid: Option<String>,
+    pub generation: Option<i64>,
+    pub deletion_timestamp: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub labels: KeptMap,
+    #[serde(deserialize_with = "null_as_default")]
+    pub annotations: KeptMap,
+    #[serde(deserialize_with = "null_as_default")]
+    pub owner_references: Vec<OwnerReference>,
+}
+
+impl Metadata {
+    /// The owner reference with `controller: true`, the one the decision rules follow.
+    pub fn controller(&self) -> Option<&OwnerReference> {
+        self.owner_references
+            .iter()
+            .find(|o| o.controller == Some(true))
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Container {
+    pub name: String,
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub restart_policy: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PodSpec {
+    #[serde(deserialize_with = "null_as_default")]
+    pub containers: Vec<Container>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub init_containers: Vec<Container>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PodStatus {
+    pub phase: Option<String>,
+    pub reason: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TemplateMetadata {
+    #[serde(deserialize_with = "null_as_default")]
+    pub labels: KeptMap,
+    #[serde(deserialize_with = "null_as_default")]
+    pub annotations: KeptMap,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PodTemplate {
+    pub metadata: TemplateMetadata,
+    pub spec: PodSpec,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct UpdateStrategy {
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
+}
+
+/// The spec fields of Deployments, ReplicaSets, StatefulSets, DaemonSets,
+/// ReplicationControllers, Jobs, CronJobs and Argo Rollouts that the planner reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WorkloadSpec {
+    pub paused: Option<bool>,
+    pub replicas: Option<i64>,
+    pub update_strategy: Option<UpdateStrategy>,
+    pub template: Option<PodTemplate>,
+}
+
+/// The status fields of workloads, used by the control-plane gate for istiod.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WorkloadStatus {
+    pub observed_generation: Option<serde_json::Value>,
+    pub replicas: Option<i64>,
+    pub ready_replicas: Option<i64>,
+}
+
+/// ConfigMap data: only the keys the injector configuration uses.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct InjectorData {
+    pub values: Option<String>,
+}
+
+/// The kind-specific body of an object.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Pod {
+        spec: PodSpec,
+        status: PodStatus,
+    },
+    Workload {
+        spec: WorkloadSpec,
+        status: WorkloadStatus,
+    },
+    ConfigMap {
+        data: InjectorData,
+    },
+    /// Namespaces and anything whose body the planner does not read.
+    None,
+}
+
+/// One item of a snapshot or of a list page.
+#[derive(Debug, Clone)]
+pub struct Object {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: Metadata,
+    pub body: Body,
+}
+
+/// The kinds whose body the planner reads.
+pub fn is_workload_kind(kind: &str) -> bool {
+    matches!(
+        kind,
+        "Deployment"
+            | "ReplicaSet"
+            | "StatefulSet"
+            | "DaemonSet"
+            | "ReplicationController"
+            | "Job"
+            | "CronJob"
+            | "Rollout"
+    )
+}
+
+impl<'de> Deserialize<'de> for Object {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ObjectVisitor { kind_hint: None })
+    }
+}
+
+/// Deserialises an object whose `kind` is known from its list (`PodList` items carry no kind).
+pub struct ObjectSeed<'a> {
+    pub kind: &'a str,
+    pub api_version: &'a str,
+}
+
+impl<'de> de::DeserializeSeed<'de> for ObjectSeed<'_> {
+    type Value = Object;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Object, D::Error> {
+        let mut object = deserializer.deserialize_map(ObjectVisitor {
+            kind_hint: Some(self.kind),
+        })?;
+        if object.api_version.is_empty() {
+            object.api_version = self.api_version.to_string();
+        }
+        Ok(object)
+    }
+}
+
+struct ObjectVisitor<'a> {
+    kind_hint: Option<&'a str>,
+}
+
+/// A body field met before `kind`: kept as JSON and typed once the kind is known.
+/// kubectl and sorted JSON both print `kind` first, so this is the rare path.
+#[derive(Default)]
+struct Deferred {
+    spec: Option<serde_json::Value>,
+    status: Option<serde_json::Value>,
+    data: Option<serde_json::Value>,
+}
+
+impl<'de> Visitor<'de> for ObjectVisitor<'_> {
+    type Value = Object;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a Kubernetes object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object, A::Error> {
+        let mut api_version = String::new();
+        let mut kind: Option<String> = self.kind_hint.map(str::to_string);
+        let mut metadata = Metadata::default();
+        let mut pod_spec = None;
+        let mut pod_status = None;
+        let mut workload_spec = None;
+        let mut workload_status = None;
+        let mut data = None;
+        let mut deferred = Deferred::default();
+
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match key.as_ref() {
+                "apiVersion" => api_version = map.next_value()?,
+                "kind" => {
+                    let value: String = map.next_value()?;
+                    // A list's item kind wins over nothing, the item's own over the list's.
+                    kind = Some(value);
+                }
+                "metadata" => metadata = map.next_value()?,
+                field @ ("spec" | "status" | "data") => match kind.as_deref() {
+                    None => {
+                        let value = Some(map.next_value::<serde_json::Value>()?);
+                        match field {
+                            "spec" => deferred.spec = value,
+                            "status" => deferred.status = value,
+                            _ => deferred.data = value,
+                        }
+                    }
+                    Some("Pod") if field == "spec" => pod_spec = Some(map.next_value()?),
+                    Some("Pod") if field == "status" => pod_status = Some(map.next_value()?),
+                    Some(k) if is_workload_kind(k) && field == "spec" => {
+                        workload_spec = Some(map.next_value()?)
+                    }
+                    Some(k) if is_workload_kind(k) && field == "status" => {
+                        workload_status = Some(map.next_value()?)
+                    }
+                    Some("ConfigMap") if field == "data" => data = Some(map.next_value()?),
+                    Some(_) => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                },
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+
+        let kind = kind.ok_or_else(|| de::Error::missing_field("kind"))?;
+        fn typed<T: de::DeserializeOwned, E: de::Error>(
+            value: Option<serde_json::Value>,
+            field: &str,
+        ) -> Result<Option<T>, E> {
+            match value {
+                Some(value) => serde_json::from_value(value)
+                    .map(Some)
+                    .map_err(|e| E::custom(format!("{field}: {e}"))),
+                None => Ok(None),
+            }
+        }
+        let body = match kind.as_str() {
+            "Pod" => Body::Pod {
+                spec: pod_spec
+                    .or(typed::<_, A::Error>(deferred.spec, "spec")?)
+                    .unwrap_or_default(),
+                status: pod_status
+                    .or(typed::<_, A::Error>(deferred.status, "status")?)
+                    .unwrap_or_default(),
+            },
+            k if is_workload_kind(k) => Body::Workload {
+                spec: workload_spec
+                    .or(typed::<_, A::Error>(deferred.spec, "spec")?)
+                    .unwrap_or_default(),
+                status: workload_status
+                    .or(typed::<_, A::Error>(deferred.status, "status")?)
+                    .unwrap_or_default(),
+            },
+            "ConfigMap" => Body::ConfigMap {
+                data: data
+                    .or(typed::<_, A::Error>(deferred.data, "data")?)
+                    .unwrap_or_default(),
+            },
+            _ => Body::None,
+        };
+        Ok(Object {
+            api_version,
+            kind,
+            metadata,
+            body,
+        })
+    }
+}
+
+/// Kubernetes writes `null` for empty maps and lists now and then; treat it as empty.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_only_the_keys_the_rules_read() {
+        let object: Object = serde_json::from_str(
+            r#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p","namespace":"n",
+                "labels":{"app":"x","istio.io/rev":"1-24","team":"a"},
+                "annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{…}",
+                               "sidecar.istio.io/status":"{}","istio-proxy-reset.kyma-project.io/skip":"true"},
+                "ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"rs","uid":"u","controller":true}],
+                "managedFields":[{"manager":"kubectl"}]},
+               "spec":{"containers":[{"name":"app","image":"a:1","env":[{"name":"X","value":"1"}]}]},
+               "status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(object.metadata.labels.0.len(), 2);
+        assert_eq!(object.metadata.labels.get("istio.io/rev"), Some("1-24"));
+        assert_eq!(object.metadata.annotations.0.len(), 2);
+        assert_eq!(object.metadata.controller().unwrap().name, "rs");
+        match object.body {
+            Body::Pod { spec, status } => {
+                assert_eq!(spec.containers[0].image.as_deref(), Some("a:1"));
+                assert_eq!(status.phase.as_deref(), Some("Running"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_the_body_even_when_kind_comes_last() {
+        let object: Object = serde_json::from_str(
+            r#"{"spec":{"paused":true},"metadata":{"name":"d"},"kind":"Deployment"}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(object.body, Body::Workload { ref spec, .. } if spec.paused == Some(true))
+        );
+    }
+
+    #[test]
+    fn a_missing_kind_is_an_error_naming_the_field() {
+        let error = serde_json::from_str::<Object>(r#"{"metadata":{"name":"x"}}"#).unwrap_err();
+        assert!(error.to_string().contains("kind"), "{error}");
+    }
+
+    #[test]
+    fn unknown_kinds_are_not_read() {
+        // A Service's spec.selector is a plain map; it must not be read as anything.
+        let object: Object = serde_json::from_str(
+            r#"{"kind":"Service","metadata":{"name":"s"},"spec":{"selector":{"a":"b"},"paused":"odd"}}"#,
+        )
+        .unwrap();
+        assert!(matches!(object.body, Body::None));
+    }
+}

@@ -1,0 +1,544 @@
+//! Reads a snapshot (`kind: List`, as `kubectl get -o json` prints it) without holding it.
+//!
+//! The file is read in large chunks. A fast scan finds where each element of `items` ends
+//! (only quotes, backslashes and braces matter, found with `memchr`), and each element is then
+//! parsed from its own slice into the slim [`Object`](super::model::Object) and folded into the
+//! inventory at once. Memory is one chunk plus the records, whatever the size of the file, and
+//! the time is close to that of parsing the JSON into nothing (DESIGN §6).
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+use super::model::Object;
+use super::{Inventory, InventoryBuilder};
+use crate::{Error, Result};
+
+const CHUNK: usize = 8 << 20;
+/// No Kubernetes object comes near this (etcd's limit is 1.5 MiB); a bigger item is a broken file.
+const MAX_ITEM: usize = 64 << 20;
+
+/// Reads the snapshot at `path` into the inventory `builder` starts.
+pub fn read_file(path: &Path, builder: InventoryBuilder) -> Result<Inventory> {
+    let file = File::open(path).map_err(|source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    read(file, &path.display().to_string(), builder)
+}
+
+/// Reads a snapshot from any reader; `source` names it in error messages.
+pub fn read(reader: impl Read, source: &str, mut builder: InventoryBuilder) -> Result<Inventory> {
+    let mut chunks = Chunks::new(reader, source);
+    let invalid = |detail: String| Error::InvalidSnapshot {
+        file: source.to_string(),
+        detail,
+    };
+
+    match chunks.skip_whitespace()? {
+        Some(b'{') => chunks.advance(1),
+        Some(_) => {
+            return Err(invalid(
+                "not a JSON object: a snapshot is a `kind: List`".into(),
+            ));
+        }
+        None => return Err(invalid("the file is empty".into())),
+    }
+    let mut kind: Option<String> = None;
+    let mut items_seen = false;
+    let mut first = true;
+    loop {
+        match chunks.skip_whitespace()? {
+            Some(b'}') => {
+                chunks.advance(1);
+                break;
+            }
+            Some(b',') if !first => chunks.advance(1),
+            Some(_) if first => {}
+            Some(other) => {
+                return Err(invalid(format!(
+                    "expected ',' or '}}' at byte {}, found {:?}",
+                    chunks.offset(),
+                    other as char
+                )));
+            }
+            None => return Err(invalid("the file ends inside the top-level object".into())),
+        }
+        first = false;
+        chunks.skip_whitespace()?;
+        let key_range = chunks.next_value("a key of the top-level object")?;
+        let key: String = serde_json::from_slice(chunks.slice(key_range))
+            .map_err(|e| invalid(format!("top-level key: {e}")))?;
+        match chunks.skip_whitespace()? {
+            Some(b':') => chunks.advance(1),
+            _ => return Err(invalid(format!("expected ':' after the key {key:?}"))),
+        }
+        match chunks.skip_whitespace()? {
+            Some(b'[') if key == "items" => {
+                chunks.advance(1);
+                items_seen = true;
+                read_items(&mut chunks, &mut builder, source)?;
+            }
+            Some(_) if key == "items" => return Err(invalid("`items` is not an array".into())),
+            Some(_) => {
+                let range = chunks.next_value(&key)?;
+                if key == "kind" {
+                    kind = Some(
+                        serde_json::from_slice(chunks.slice(range))
+                            .map_err(|e| invalid(format!("kind: {e}")))?,
+                    );
+                } else {
+                    // apiVersion, metadata: checked for syntax only.
+                    serde_json::from_slice::<IgnoredAny>(chunks.slice(range))
+                        .map_err(|e| invalid(format!("{key}: {e}")))?;
+                }
+            }
+            None => return Err(invalid(format!("the file ends after the key {key:?}"))),
+        }
+    }
+    if chunks.skip_whitespace()?.is_some() {
+        return Err(invalid(format!(
+            "unexpected data after the List at byte {}",
+            chunks.offset()
+        )));
+    }
+    match kind.as_deref() {
+        Some(k) if k.ends_with("List") => {}
+        Some(k) => {
+            return Err(invalid(format!(
+                "kind is {k:?}; a snapshot is a `kind: List` (`kubectl get … -o json` or `istio-proxy-reset snapshot`)"
+            )));
+        }
+        None => {
+            return Err(invalid(
+                "kind: missing; a snapshot is a `kind: List`".into(),
+            ));
+        }
+    }
+    if !items_seen {
+        return Err(invalid("items: missing".into()));
+    }
+    Ok(builder.finish())
+}
+
+fn read_items<R: Read>(
+    chunks: &mut Chunks<R>,
+    builder: &mut InventoryBuilder,
+    source: &str,
+) -> Result<()> {
+    let mut index = 0usize;
+    loop {
+        match chunks.skip_whitespace()? {
+            Some(b']') => {
+                chunks.advance(1);
+                return Ok(());
+            }
+            Some(b',') if index > 0 => {
+                chunks.advance(1);
+                if chunks.skip_whitespace()? != Some(b'{') {
+                    return Err(Error::InvalidSnapshot {
+                        file: source.to_string(),
+                        detail: format!(
+                            "items[{index}]: expected an object at byte {}",
+                            chunks.offset()
+                        ),
+                    });
+                }
+            }
+            Some(b'{') if index == 0 => {}
+            Some(other) if index > 0 => {
+                return Err(Error::InvalidSnapshot {
+                    file: source.to_string(),
+                    detail: format!(
+                        "expected ',' or ']' after items[{}] at byte {}, found {:?}",
+                        index - 1,
+                        chunks.offset(),
+                        other as char
+                    ),
+                });
+            }
+            Some(other) => {
+                return Err(Error::InvalidSnapshot {
+                    file: source.to_string(),
+                    detail: format!(
+                        "items[{index}]: expected an object at byte {}, found {:?}",
+                        chunks.offset(),
+                        other as char
+                    ),
+                });
+            }
+            None => {
+                return Err(Error::InvalidSnapshot {
+                    file: source.to_string(),
+                    detail: format!("the file ends inside `items`, after {index} items"),
+                });
+            }
+        }
+        let origin = format!("items[{index}]");
+        let range = chunks.next_value(&origin)?;
+        let bytes = chunks.slice(range);
+        let object = parse_item(bytes).map_err(|detail| Error::InvalidSnapshot {
+            file: source.to_string(),
+            detail: format!("{origin}{detail}"),
+        })?;
+        builder.add(object, &format!("{source} {origin}"))?;
+        index += 1;
+    }
+}
+
+/// Parses one item; on failure says which object and which field, e.g.
+/// ` (Pod shop/orders-1): spec.containers[0].image: invalid type: integer `5`, expected a string`.
+fn parse_item(bytes: &[u8]) -> std::result::Result<Object, String> {
+    match serde_json::from_slice::<Object>(bytes) {
+        Ok(object) => Ok(object),
+        Err(_) => {
+            // Parse again, slowly, only to name the field that failed.
+            let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+            let error = match serde_path_to_error::deserialize::<_, Object>(&mut deserializer) {
+                Ok(object) => return Ok(object),
+                Err(error) => error,
+            };
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            let field = if path.is_empty() || path == "." {
+                String::new()
+            } else {
+                format!("{path}: ")
+            };
+            Err(format!("{}: {field}{inner}", describe(bytes)))
+        }
+    }
+}
+
+/// `" (Pod shop/orders-1)"` when the item is readable enough to say what it is.
+fn describe(bytes: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct IdentMeta {
+        namespace: Option<String>,
+        name: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Lenient {
+        #[serde(default)]
+        kind: Option<IgnoredOr<String>>,
+        #[serde(default)]
+        metadata: Option<IgnoredOr<IdentMeta>>,
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum IgnoredOr<T> {
+        Value(T),
+        Other(IgnoredAny),
+    }
+    let Ok(ident) = serde_json::from_slice::<Lenient>(bytes) else {
+        return String::new();
+    };
+    let kind = match ident.kind {
+        Some(IgnoredOr::Value(kind)) => kind,
+        _ => "object".into(),
+    };
+    match ident.metadata {
+        Some(IgnoredOr::Value(IdentMeta {
+            namespace,
+            name: Some(name),
+        })) => match namespace {
+            Some(ns) => format!(" ({kind} {ns}/{name})"),
+            None => format!(" ({kind} {name})"),
+        },
+        _ => format!(" ({kind})"),
+    }
+}
+
+/// A growing window over the input: `data[pos..end]` is read and not yet consumed.
+struct Chunks<'s, R> {
+    reader: R,
+    source: &'s str,
+    data: Vec<u8>,
+    pos: usize,
+    end: usize,
+    eof: bool,
+    consumed: u64,
+}
+
+impl<'s, R: Read> Chunks<'s, R> {
+    fn new(reader: R, source: &'s str) -> Self {
+        Chunks {
+            reader,
+            source,
+            data: vec![0; CHUNK],
+            pos: 0,
+            end: 0,
+            eof: false,
+            consumed: 0,
+        }
+    }
+
+    fn offset(&self) -> u64 {
+        self.consumed + self.pos as u64
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.pos += n;
+    }
+
+    fn slice(&self, range: std::ops::Range<usize>) -> &[u8] {
+        &self.data[range]
+    }
+
+    /// Reads more input behind what is unconsumed; `false` at the end of the input.
+    fn refill(&mut self) -> Result<bool> {
+        if self.eof {
+            return Ok(false);
+        }
+        if self.pos > 0 {
+            self.data.copy_within(self.pos..self.end, 0);
+            self.consumed += self.pos as u64;
+            self.end -= self.pos;
+            self.pos = 0;
+        }
+        if self.end == self.data.len() {
+            if self.data.len() >= MAX_ITEM {
+                return Err(Error::InvalidSnapshot {
+                    file: self.source.to_string(),
+                    detail: format!(
+                        "a value at byte {} is larger than {} MiB",
+                        self.offset(),
+                        MAX_ITEM >> 20
+                    ),
+                });
+            }
+            self.data.resize(self.data.len() * 2, 0);
+        }
+        let before = self.end;
+        while self.end < self.data.len() {
+            let n = self
+                .reader
+                .read(&mut self.data[self.end..])
+                .map_err(|source| Error::Io {
+                    path: self.source.to_string(),
+                    source,
+                })?;
+            if n == 0 {
+                self.eof = true;
+                break;
+            }
+            self.end += n;
+        }
+        Ok(self.end > before)
+    }
+
+    /// Skips white space (and a byte-order mark at the start); the next byte, if any.
+    fn skip_whitespace(&mut self) -> Result<Option<u8>> {
+        loop {
+            while self.pos < self.end {
+                match self.data[self.pos] {
+                    b' ' | b'\t' | b'\n' | b'\r' => self.pos += 1,
+                    0xEF if self.offset() == 0
+                        && self.data[self.pos..self.end].starts_with(&[0xEF, 0xBB, 0xBF]) =>
+                    {
+                        self.pos += 3
+                    }
+                    byte => return Ok(Some(byte)),
+                }
+            }
+            if !self.refill()? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Consumes one JSON value starting at the current byte; its range in `data`.
+    fn next_value(&mut self, what: &str) -> Result<std::ops::Range<usize>> {
+        loop {
+            if let Some(len) = value_len(&self.data[self.pos..self.end], self.eof) {
+                let start = self.pos;
+                self.pos += len;
+                return Ok(start..start + len);
+            }
+            if !self.refill()? {
+                return Err(Error::InvalidSnapshot {
+                    file: self.source.to_string(),
+                    detail: format!("the file ends inside {what}"),
+                });
+            }
+        }
+    }
+}
+
+/// The length of the JSON value at the start of `bytes`, or `None` when it does not end
+/// within them. Only finds the end: the value's syntax is checked when it is parsed.
+fn value_len(bytes: &[u8], at_eof: bool) -> Option<usize> {
+    match *bytes.first()? {
+        b'"' => string_end(bytes, 1),
+        b'{' | b'[' => {
+            let (open, close) = if bytes[0] == b'{' {
+                (b'{', b'}')
+            } else {
+                (b'[', b']')
+            };
+            // Only the outer bracket pair and strings matter: inner brackets balance.
+            let mut depth = 0usize;
+            let mut i = 0;
+            loop {
+                let found = memchr::memchr3(b'"', open, close, &bytes[i..])? + i;
+                match bytes[found] {
+                    b'"' => i = string_end(bytes, found + 1)?,
+                    b if b == open => {
+                        depth += 1;
+                        i = found + 1;
+                    }
+                    _ => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(found + 1);
+                        }
+                        i = found + 1;
+                    }
+                }
+            }
+        }
+        _ => {
+            // A scalar ends at a delimiter; at the end of input it ends there.
+            match bytes
+                .iter()
+                .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+            {
+                Some(0) => Some(1),
+                Some(n) => Some(n),
+                None if at_eof => Some(bytes.len()),
+                None => None,
+            }
+        }
+    }
+}
+
+/// The index just past the closing quote of a string whose body starts at `i`.
+fn string_end(bytes: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        let found = memchr::memchr2(b'"', b'\\', bytes.get(i..)?)? + i;
+        if bytes[found] == b'\\' {
+            i = found + 2;
+        } else {
+            return Some(found + 1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_str(text: &str) -> Result<Inventory> {
+        read(text.as_bytes(), "test.json", InventoryBuilder::new())
+    }
+
+    /// A reader that hands out one byte at a time, to cross every chunk boundary.
+    struct Trickle<'a>(&'a [u8]);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0.is_empty() || buf.is_empty() {
+                return Ok(0);
+            }
+            buf[0] = self.0[0];
+            self.0 = &self.0[1..];
+            Ok(1)
+        }
+    }
+
+    const LIST: &str = r#"{"apiVersion":"v1","items":[
+        {"apiVersion":"v1","kind":"Pod","metadata":{"name":"a","namespace":"n","annotations":{"x":"quote \" and brace { and ]"}},
+         "spec":{"containers":[{"name":"istio-proxy","image":"istio/proxyv2:1.23.2"}]},"status":{"phase":"Running"}},
+        {"apiVersion":"v1","kind":"Namespace","metadata":{"name":"n"}},
+        {"apiVersion":"v1","kind":"Service","metadata":{"name":"s","namespace":"n"},"spec":{"ports":[{"port":80}]}}
+      ],"kind":"List","metadata":{"resourceVersion":""}}"#;
+
+    #[test]
+    fn reads_items_in_any_chunking() {
+        let whole = read_str(LIST).unwrap();
+        let trickled = read(Trickle(LIST.as_bytes()), "t", InventoryBuilder::new()).unwrap();
+        for inventory in [whole, trickled] {
+            assert_eq!(inventory.pods_total, 1);
+            assert_eq!(inventory.proxy_pods.len(), 1);
+            assert!(inventory.namespaces.contains_key("n"));
+            assert_eq!(inventory.ignored_kinds.get("Service"), Some(&1));
+        }
+    }
+
+    #[test]
+    fn finds_value_ends() {
+        assert_eq!(value_len(br#""a\"b" rest"#, false), Some(6));
+        assert_eq!(value_len(br#"{"a":{"b":"}"}} ,"#, false), Some(15));
+        assert_eq!(value_len(br#"[1,[2],"]"],"#, false), Some(11));
+        assert_eq!(value_len(br#"{"a":"#, false), None);
+        assert_eq!(value_len(b"123,", false), Some(3));
+        assert_eq!(value_len(b"123", false), None);
+        assert_eq!(value_len(b"123", true), Some(3));
+        assert_eq!(value_len(br#""\\"#, false), None);
+    }
+
+    #[test]
+    fn malformed_files_get_clear_errors() {
+        let cases: &[(&str, &str)] = &[
+            ("", "empty"),
+            ("[]", "not a JSON object"),
+            ("not json", "not a JSON object"),
+            (r#"{"kind":"List"}"#, "items: missing"),
+            (r#"{"kind":"Pod","items":[]}"#, "kind is \"Pod\""),
+            (r#"{"items":[]}"#, "kind: missing"),
+            (r#"{"kind":"List","items":{}}"#, "not an array"),
+            (
+                r#"{"kind":"List","items":[{"kind":"Pod","metadata":{"name":"a""#,
+                "ends inside items[0]",
+            ),
+            (
+                r#"{"kind":"List","items":[1]}"#,
+                "items[0]: expected an object",
+            ),
+            (
+                r#"{"kind":"List","items":[{"metadata":{"name":"x"}}]}"#,
+                "missing field `kind`",
+            ),
+            (
+                r#"{"kind":"List","items":[{"kind":"Pod","metadata":{"name":"p","namespace":"n"},"spec":{"containers":[{"name":"c","image":5}]}}]}"#,
+                "items[0] (Pod n/p): spec.containers[0].image: invalid type: integer `5`",
+            ),
+            (
+                r#"{"kind":"List","items":[{"kind":"Pod","metadata":{"namespace":"n"}}]}"#,
+                "metadata.name: missing",
+            ),
+            (
+                r#"{"kind":"List","items":[]} trailing"#,
+                "unexpected data after the List",
+            ),
+            (
+                r#"{"kind":"List","items":[{"kind":"Namespace","metadata":{"name":"a"}} {"kind":"Pod"}]}"#,
+                "expected ',' or ']' after items[0]",
+            ),
+            (
+                r#"{"kind":"List","items":[{"kind":"Namespace","metadata":{"name":"a"}},]}"#,
+                "items[1]: expected an object",
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = read_str(text).expect_err(text).to_string();
+            assert!(
+                error.contains(expected),
+                "{text}\n  gave: {error}\n  wanted: {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn non_utf8_is_an_error_not_a_panic() {
+        let mut bytes = br#"{"kind":"List","items":[{"kind":"Pod","metadata":{"name":""#.to_vec();
+        bytes.extend_from_slice(&[0xff, 0xfe]);
+        bytes.extend_from_slice(br#"","namespace":"n"}}]}"#);
+        let error = read(bytes.as_slice(), "t", InventoryBuilder::new())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("items[0]"), "{error}");
+    }
+}

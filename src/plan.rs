@@ -1,0 +1,938 @@
+//! From verdicts to workloads, actions and their order (DESIGN §2.5, §2.6). Pure: the same
+//! inventory and control plane always give the same plan.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::classify::{PodContext, Verdict, classify};
+use crate::controlplane::ControlPlane;
+use crate::inventory::{Inventory, SKIP_KEY};
+
+/// The runbooks the report links to, one per situation a person has to handle.
+pub mod runbook {
+    pub const PODS_NOT_RUNNING: &str = "runbooks/pods-not-running.md";
+    pub const BARE_PODS: &str = "runbooks/workloads-not-restartable.md#bare-pods";
+    pub const JOBS: &str = "runbooks/workloads-not-restartable.md#jobs-and-cronjobs";
+    pub const PAUSED: &str = "runbooks/workloads-not-restartable.md#paused-deployments";
+    pub const UNKNOWN_OWNER: &str =
+        "runbooks/workloads-not-restartable.md#unknown-or-missing-owners";
+    pub const NO_CONTROL_PLANE: &str = "runbooks/recovery.md#a-revision-without-a-control-plane";
+    pub const ROLLOUT_FAILED: &str = "runbooks/recovery.md#a-rollout-failed-or-timed-out";
+    pub const EVICTION_BLOCKED: &str =
+        "runbooks/recovery.md#an-eviction-blocked-by-a-poddisruptionbudget";
+    pub const GATE_FAILED: &str = "runbooks/recovery.md#the-control-plane-gate-failed";
+
+    /// Every runbook link the tool can emit (a test checks each file and heading exists).
+    pub const ALL: &[&str] = &[
+        PODS_NOT_RUNNING,
+        BARE_PODS,
+        JOBS,
+        PAUSED,
+        UNKNOWN_OWNER,
+        NO_CONTROL_PLANE,
+        ROLLOUT_FAILED,
+        EVICTION_BLOCKED,
+        GATE_FAILED,
+    ];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    RolloutRestart,
+    Evict,
+    Manual,
+    None,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::RolloutRestart => "rollout-restart",
+            Action::Evict => "evict",
+            Action::Manual => "manual",
+            Action::None => "none",
+        }
+    }
+    pub fn is_automatic(self) -> bool {
+        matches!(self, Action::RolloutRestart | Action::Evict)
+    }
+}
+
+/// `kyma` workloads complete before `customer` ones start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    Kyma,
+    Customer,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Kyma => "kyma",
+            Phase::Customer => "customer",
+        }
+    }
+}
+
+/// Namespaces whose workloads belong to the `kyma` phase.
+pub const KYMA_NAMESPACES: [&str; 2] = ["kyma-system", "istio-system"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadPlan {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub phase: Phase,
+    pub action: Action,
+    /// 1, 2, 3, … over automatic actions across both phases.
+    pub order: Option<u32>,
+    /// The drifted pods the action covers (or that need a person), sorted.
+    pub pods: Vec<String>,
+    pub from_versions: Vec<String>,
+    /// The version (or image, when no version) the restarted pods must carry.
+    pub target: String,
+    /// `spec.updateStrategy.type` for StatefulSets and DaemonSets.
+    pub update_strategy: Option<String>,
+    pub reason: Option<String>,
+    pub runbook: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodPlan {
+    pub namespace: String,
+    pub name: String,
+    pub verdict: Verdict,
+    pub action: Action,
+    pub proxy_image: Option<String>,
+    pub proxy_version: Option<String>,
+    pub workload_kind: String,
+    pub workload_name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub pods_total: usize,
+    pub proxies: usize,
+    pub up_to_date: usize,
+    pub drifted: usize,
+    /// Every proxy-carrying pod whose verdict is not `up-to-date`, sorted by namespace/name.
+    pub pods: Vec<PodPlan>,
+    /// Every workload with a drifted pod: automatic actions in order, then manual ones.
+    pub workloads: Vec<WorkloadPlan>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// `--exclude-namespace`: proxies there are reported `excluded`, never restarted.
+    pub exclude_namespaces: Vec<String>,
+}
+
+type WorkloadKey = (String, String, String); // namespace, kind, name
+
+struct Group {
+    api_version: String,
+    pods: Vec<usize>,
+    target: String,
+    manual_reason: Option<(String, &'static str)>,
+}
+
+pub fn plan(inventory: &Inventory, control_plane: &ControlPlane, options: &PlanOptions) -> Plan {
+    let mut result = Plan {
+        pods_total: inventory.pods_total,
+        proxies: inventory.proxy_pods.len(),
+        ..Plan::default()
+    };
+    let mut groups: BTreeMap<WorkloadKey, Group> = BTreeMap::new();
+
+    let mut order: Vec<usize> = (0..inventory.proxy_pods.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (&inventory.proxy_pods[a], &inventory.proxy_pods[b]);
+        (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name))
+    });
+
+    for index in order {
+        let pod = &inventory.proxy_pods[index];
+        let workload = inventory.resolve_workload(pod);
+        let namespace_record = inventory.namespaces.get(pod.namespace.as_ref());
+        let excluded_by = if options
+            .exclude_namespaces
+            .iter()
+            .any(|n| n.as_str() == pod.namespace.as_ref())
+        {
+            Some(format!(
+                "namespace {} is excluded by --exclude-namespace",
+                pod.namespace
+            ))
+        } else if namespace_record.is_some_and(|n| n.skip) {
+            Some(format!("namespace {} carries {SKIP_KEY}", pod.namespace))
+        } else if workload.skip {
+            Some(format!(
+                "{} {}/{} (or an owner on the way) carries {SKIP_KEY}",
+                workload.kind, pod.namespace, workload.name
+            ))
+        } else {
+            None
+        };
+        let expected = control_plane.expected_for(pod.revision.as_deref());
+        let classified = classify(
+            pod,
+            &PodContext {
+                excluded_by,
+                expected: expected.clone(),
+            },
+        );
+
+        match classified.verdict {
+            Verdict::UpToDate => {
+                result.up_to_date += 1;
+                continue;
+            }
+            v if v.is_drift() => result.drifted += 1,
+            _ => {}
+        }
+        let pod_index = result.pods.len();
+        result.pods.push(PodPlan {
+            namespace: pod.namespace.to_string(),
+            name: pod.name.clone(),
+            verdict: classified.verdict,
+            action: Action::None,
+            proxy_image: pod.proxy_image.as_deref().map(str::to_string),
+            proxy_version: classified.proxy_version,
+            workload_kind: workload.kind.clone(),
+            workload_name: workload.name.clone(),
+            reason: classified.reason,
+        });
+        if !classified.verdict.is_drift() {
+            continue;
+        }
+
+        let key = (
+            pod.namespace.to_string(),
+            workload.kind.clone(),
+            workload.name.clone(),
+        );
+        let group = groups.entry(key).or_insert_with(|| Group {
+            api_version: workload.api_version.clone(),
+            pods: Vec::new(),
+            target: match &expected {
+                Ok(e) => e
+                    .version
+                    .as_ref()
+                    .map(|v| v.to_string())
+                    .or_else(|| e.image.as_ref().map(|i| i.to_string()))
+                    .unwrap_or_default(),
+                Err(_) => String::new(),
+            },
+            manual_reason: None,
+        });
+        group.pods.push(pod_index);
+        if group.manual_reason.is_none() {
+            if let Some(problem) = &workload.problem {
+                group.manual_reason = Some((
+                    format!(
+                        "{problem}; restart or delete the pods by hand once the owner is understood"
+                    ),
+                    runbook::UNKNOWN_OWNER,
+                ));
+            } else if let Err(why) = &expected {
+                group.manual_reason = Some((
+                    format!("{why}: there is nothing a restart could inject"),
+                    runbook::NO_CONTROL_PLANE,
+                ));
+            }
+        }
+    }
+
+    let mut workloads: Vec<WorkloadPlan> = Vec::with_capacity(groups.len());
+    for ((namespace, kind, name), group) in groups {
+        let record = inventory.workload(&kind, &namespace, &name);
+        let verdicts: Vec<Verdict> = group.pods.iter().map(|&i| result.pods[i].verdict).collect();
+        let module_label = match record {
+            Some(r) => r.module_label,
+            None if kind == "Pod" => inventory
+                .proxy_pods
+                .iter()
+                .any(|p| p.namespace.as_ref() == namespace && p.name == name && p.module_label),
+            None => false,
+        };
+        let phase = if KYMA_NAMESPACES.contains(&namespace.as_str()) || module_label {
+            Phase::Kyma
+        } else {
+            Phase::Customer
+        };
+
+        let decided = match group.manual_reason {
+            Some(manual) => Err(manual),
+            None if !verdicts.contains(&Verdict::Outdated) => {
+                Err((not_running_reason(&verdicts), runbook::PODS_NOT_RUNNING))
+            }
+            None => automatic_action(&kind, &group.api_version, record, &namespace, &name),
+        };
+        let (action, reason, runbook) = match decided {
+            Ok(action) => (action, None, None),
+            Err((reason, runbook)) => (Action::Manual, Some(reason), Some(runbook.to_string())),
+        };
+        let mut from_versions = BTreeSet::new();
+        let mut pods = Vec::with_capacity(group.pods.len());
+        for &i in &group.pods {
+            let pod = &mut result.pods[i];
+            pod.action = action;
+            pods.push(pod.name.clone());
+            from_versions.insert(
+                pod.proxy_version
+                    .clone()
+                    .or_else(|| pod.proxy_image.clone())
+                    .unwrap_or_else(|| "none".into()),
+            );
+        }
+        workloads.push(WorkloadPlan {
+            api_version: group.api_version,
+            update_strategy: record.and_then(|r| r.update_strategy.clone()),
+            kind,
+            namespace,
+            name,
+            phase,
+            action,
+            order: None,
+            pods,
+            from_versions: from_versions.into_iter().collect(),
+            target: group.target,
+            reason,
+            runbook,
+        });
+    }
+
+    // The order: kyma before customer; within a phase by namespace, then name, then kind, so
+    // the same cluster always gives the same order and an operator can find a workload in it.
+    // Manual items follow, in the same order, without numbers.
+    workloads.sort_by(|a, b| {
+        (
+            !a.action.is_automatic(),
+            a.phase,
+            &a.namespace,
+            &a.name,
+            &a.kind,
+        )
+            .cmp(&(
+                !b.action.is_automatic(),
+                b.phase,
+                &b.namespace,
+                &b.name,
+                &b.kind,
+            ))
+    });
+    let automatic = workloads.iter_mut().filter(|w| w.action.is_automatic());
+    for (order, workload) in (1..).zip(automatic) {
+        workload.order = Some(order);
+    }
+    result.workloads = workloads;
+    result
+}
+
+fn not_running_reason(verdicts: &[Verdict]) -> String {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for v in verdicts {
+        *counts.entry(v.as_str()).or_default() += 1;
+    }
+    let listed: Vec<String> = counts.iter().map(|(v, n)| format!("{n} {v}")).collect();
+    format!(
+        "no pod with the old proxy is Running and Ready ({}): a restart would not fix what keeps \
+         them from running; fix that first, then delete the pods",
+        listed.join(", ")
+    )
+}
+
+/// The actions table of DESIGN §2.5, for a workload with at least one `outdated` pod.
+fn automatic_action(
+    kind: &str,
+    api_version: &str,
+    record: Option<&crate::inventory::WorkloadRecord>,
+    namespace: &str,
+    name: &str,
+) -> Result<Action, (String, &'static str)> {
+    let group = api_version.split('/').next().unwrap_or_default();
+    let strategy = record.and_then(|r| r.update_strategy.as_deref());
+    match kind {
+        "Deployment" if record.is_some_and(|r| r.paused) => Err((
+            format!(
+                "Deployment {namespace}/{name} is paused: a restart would not roll out until it is resumed"
+            ),
+            runbook::PAUSED,
+        )),
+        "Deployment" => Ok(Action::RolloutRestart),
+        "StatefulSet" | "DaemonSet" if strategy == Some("OnDelete") => Ok(Action::Evict),
+        "StatefulSet" | "DaemonSet" => Ok(Action::RolloutRestart),
+        "ReplicaSet" | "ReplicationController" => Ok(Action::Evict),
+        "Rollout" if group == "argoproj.io" || api_version.is_empty() => Ok(Action::RolloutRestart),
+        "Job" | "CronJob" => Err((
+            format!(
+                "{kind} {namespace}/{name} runs to completion: restarting would kill work in progress; \
+                 its next pods get the new proxy"
+            ),
+            runbook::JOBS,
+        )),
+        "Pod" => Err((
+            format!(
+                "pod {namespace}/{name} has no controller: deleting it would not bring it back"
+            ),
+            runbook::BARE_PODS,
+        )),
+        other => Err((
+            format!(
+                "{other} {namespace}/{name} ({}) is not a kind this tool restarts",
+                if api_version.is_empty() {
+                    "no apiVersion"
+                } else {
+                    api_version
+                }
+            ),
+            runbook::UNKNOWN_OWNER,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controlplane::Options;
+    use crate::inventory::InventoryBuilder;
+    use crate::inventory::model::Object;
+    use serde_json::{Value, json};
+
+    const OLD: &str = "docker.io/istio/proxyv2:1.23.2";
+    const NEW: &str = "docker.io/istio/proxyv2:1.24.1";
+
+    /// A small cluster builder for table-driven tests.
+    #[derive(Default)]
+    struct Cluster {
+        items: Vec<Value>,
+    }
+
+    impl Cluster {
+        fn new() -> Self {
+            let mut c = Cluster::default();
+            c.items.push(json!({"kind": "ConfigMap", "apiVersion": "v1",
+                "metadata": {"name": "istio-sidecar-injector", "namespace": "istio-system"},
+                "data": {"values": r#"{"global":{"hub":"docker.io/istio","tag":"1.24.1","proxy":{"image":"proxyv2"}}}"#}}));
+            c.items.push(json!({"kind": "Pod", "apiVersion": "v1",
+                "metadata": {"name": "istiod-1", "namespace": "istio-system", "labels": {"app": "istiod"}},
+                "spec": {"containers": [{"name": "discovery", "image": "docker.io/istio/pilot:1.24.1"}]},
+                "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}));
+            c
+        }
+        fn object(
+            mut self,
+            kind: &str,
+            ns: &str,
+            name: &str,
+            owner: Option<(&str, &str)>,
+            extra: Value,
+        ) -> Self {
+            let api = match kind {
+                "Job" | "CronJob" => "batch/v1",
+                "Rollout" => "argoproj.io/v1alpha1",
+                "Namespace" | "ReplicationController" => "v1",
+                _ => "apps/v1",
+            };
+            let mut item = json!({"kind": kind, "apiVersion": api, "metadata": {"name": name, "namespace": ns}, "spec": {}});
+            if let Some((okind, oname)) = owner {
+                let oapi = if okind == "Rollout" {
+                    "argoproj.io/v1alpha1"
+                } else {
+                    "apps/v1"
+                };
+                item["metadata"]["ownerReferences"] =
+                    json!([{"apiVersion": oapi, "kind": okind, "name": oname, "controller": true}]);
+            }
+            merge(&mut item, extra);
+            self.items.push(item);
+            self
+        }
+        fn pod(
+            self,
+            ns: &str,
+            name: &str,
+            owner: Option<(&str, &str)>,
+            image: &str,
+            phase: &str,
+            ready: bool,
+        ) -> Self {
+            let extra = json!({"spec": {"containers": [{"name": "istio-proxy", "image": image}]},
+                "status": {"phase": phase, "conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"}}]}});
+            self.object("Pod", ns, name, owner, extra)
+        }
+        fn deployment(self, ns: &str, name: &str, extra: Value) -> Self {
+            self.object("Deployment", ns, name, None, extra).object(
+                "ReplicaSet",
+                ns,
+                &format!("{name}-rs"),
+                Some(("Deployment", name)),
+                json!({}),
+            )
+        }
+        fn plan(self, options: &PlanOptions) -> Plan {
+            let mut builder = InventoryBuilder::new();
+            for (i, item) in self.items.into_iter().enumerate() {
+                let object: Object = serde_json::from_value(item).unwrap();
+                builder.add(object, &format!("item {i}")).unwrap();
+            }
+            let inventory = builder.finish();
+            let cp = ControlPlane::resolve(
+                &inventory,
+                &Options {
+                    istio_namespace: "istio-system".into(),
+                    ..Options::default()
+                },
+            )
+            .unwrap();
+            plan(&inventory, &cp, options)
+        }
+    }
+
+    fn merge(target: &mut Value, patch: Value) {
+        match (target, patch) {
+            (Value::Object(t), Value::Object(p)) => {
+                for (k, v) in p {
+                    merge(t.entry(k).or_insert(Value::Null), v);
+                }
+            }
+            (t, p) => *t = p,
+        }
+    }
+
+    fn find<'a>(plan: &'a Plan, kind: &str, name: &str) -> &'a WorkloadPlan {
+        plan.workloads
+            .iter()
+            .find(|w| w.kind == kind && w.name == name)
+            .unwrap_or_else(|| panic!("no {kind} {name} in {:#?}", plan.workloads))
+    }
+
+    #[test]
+    fn one_row_per_action() {
+        let ondelete = json!({"spec": {"updateStrategy": {"type": "OnDelete"}}});
+        let rolling = json!({"spec": {"updateStrategy": {"type": "RollingUpdate"}}});
+        let plan = Cluster::new()
+            .deployment("shop", "web", json!({}))
+            .pod(
+                "shop",
+                "web-1",
+                Some(("ReplicaSet", "web-rs")),
+                OLD,
+                "Running",
+                true,
+            )
+            .deployment("shop", "frozen", json!({"spec": {"paused": true}}))
+            .pod(
+                "shop",
+                "frozen-1",
+                Some(("ReplicaSet", "frozen-rs")),
+                OLD,
+                "Running",
+                true,
+            )
+            .object("StatefulSet", "shop", "db", None, rolling.clone())
+            .pod(
+                "shop",
+                "db-0",
+                Some(("StatefulSet", "db")),
+                OLD,
+                "Running",
+                true,
+            )
+            .object("StatefulSet", "shop", "legacy-db", None, ondelete.clone())
+            .pod(
+                "shop",
+                "legacy-db-0",
+                Some(("StatefulSet", "legacy-db")),
+                OLD,
+                "Running",
+                true,
+            )
+            .object("DaemonSet", "shop", "agent", None, json!({}))
+            .pod(
+                "shop",
+                "agent-x",
+                Some(("DaemonSet", "agent")),
+                OLD,
+                "Running",
+                true,
+            )
+            .object("DaemonSet", "shop", "old-agent", None, ondelete)
+            .pod(
+                "shop",
+                "old-agent-x",
+                Some(("DaemonSet", "old-agent")),
+                OLD,
+                "Running",
+                true,
+            )
+            .object("ReplicaSet", "shop", "lonely", None, json!({}))
+            .pod(
+                "shop",
+                "lonely-1",
+                Some(("ReplicaSet", "lonely")),
+                OLD,
+                "Running",
+                true,
+            )
+            .object("ReplicationController", "shop", "ancient", None, json!({}))
+            .pod(
+                "shop",
+                "ancient-1",
+                Some(("ReplicationController", "ancient")),
+                OLD,
+                "Running",
+                true,
+            )
+            .object("Rollout", "shop", "canary", None, json!({}))
+            .object(
+                "ReplicaSet",
+                "shop",
+                "canary-rs",
+                Some(("Rollout", "canary")),
+                json!({}),
+            )
+            .pod(
+                "shop",
+                "canary-1",
+                Some(("ReplicaSet", "canary-rs")),
+                OLD,
+                "Running",
+                true,
+            )
+            .object("CronJob", "shop", "nightly", None, json!({}))
+            .object(
+                "Job",
+                "shop",
+                "nightly-1",
+                Some(("CronJob", "nightly")),
+                json!({}),
+            )
+            .pod(
+                "shop",
+                "nightly-1-x",
+                Some(("Job", "nightly-1")),
+                OLD,
+                "Running",
+                true,
+            )
+            .object("Job", "shop", "once", None, json!({}))
+            .pod(
+                "shop",
+                "once-x",
+                Some(("Job", "once")),
+                OLD,
+                "Running",
+                true,
+            )
+            .pod("shop", "bare", None, OLD, "Running", true)
+            .pod(
+                "shop",
+                "wf-1",
+                Some(("Workflow", "wf")),
+                OLD,
+                "Running",
+                true,
+            )
+            .plan(&PlanOptions::default());
+
+        let expect = [
+            ("Deployment", "web", Action::RolloutRestart, None),
+            (
+                "Deployment",
+                "frozen",
+                Action::Manual,
+                Some(runbook::PAUSED),
+            ),
+            ("StatefulSet", "db", Action::RolloutRestart, None),
+            ("StatefulSet", "legacy-db", Action::Evict, None),
+            ("DaemonSet", "agent", Action::RolloutRestart, None),
+            ("DaemonSet", "old-agent", Action::Evict, None),
+            ("ReplicaSet", "lonely", Action::Evict, None),
+            ("ReplicationController", "ancient", Action::Evict, None),
+            ("Rollout", "canary", Action::RolloutRestart, None),
+            ("CronJob", "nightly", Action::Manual, Some(runbook::JOBS)),
+            ("Job", "once", Action::Manual, Some(runbook::JOBS)),
+            ("Pod", "bare", Action::Manual, Some(runbook::BARE_PODS)),
+            (
+                "Workflow",
+                "wf",
+                Action::Manual,
+                Some(runbook::UNKNOWN_OWNER),
+            ),
+        ];
+        for (kind, name, action, book) in expect {
+            let w = find(&plan, kind, name);
+            assert_eq!(w.action, action, "{kind} {name}");
+            assert_eq!(w.runbook.as_deref(), book, "{kind} {name}");
+            assert_eq!(
+                w.reason.is_some(),
+                action == Action::Manual,
+                "{kind} {name}"
+            );
+            assert_eq!(w.order.is_some(), action.is_automatic(), "{kind} {name}");
+            assert_eq!(w.from_versions, ["1.23.2"]);
+            assert_eq!(w.target, "1.24.1");
+        }
+        assert_eq!(plan.workloads.len(), expect.len());
+        // every drifted pod carries its workload's action
+        for pod in &plan.pods {
+            let w = find(&plan, &pod.workload_kind, &pod.workload_name);
+            assert_eq!(pod.action, w.action, "{}", pod.name);
+        }
+    }
+
+    #[test]
+    fn only_running_and_ready_pods_earn_an_automatic_action() {
+        let plan = Cluster::new()
+            .deployment("shop", "mixed", json!({}))
+            .pod(
+                "shop",
+                "mixed-1",
+                Some(("ReplicaSet", "mixed-rs")),
+                OLD,
+                "Running",
+                true,
+            )
+            .pod(
+                "shop",
+                "mixed-2",
+                Some(("ReplicaSet", "mixed-rs")),
+                OLD,
+                "Pending",
+                false,
+            )
+            .pod(
+                "shop",
+                "mixed-3",
+                Some(("ReplicaSet", "mixed-rs")),
+                OLD,
+                "Running",
+                false,
+            )
+            .deployment("shop", "stuck", json!({}))
+            .pod(
+                "shop",
+                "stuck-1",
+                Some(("ReplicaSet", "stuck-rs")),
+                OLD,
+                "Pending",
+                false,
+            )
+            .pod(
+                "shop",
+                "stuck-2",
+                Some(("ReplicaSet", "stuck-rs")),
+                OLD,
+                "Failed",
+                false,
+            )
+            .pod(
+                "shop",
+                "stuck-3",
+                Some(("ReplicaSet", "stuck-rs")),
+                OLD,
+                "Unknown",
+                false,
+            )
+            .plan(&PlanOptions::default());
+        let mixed = find(&plan, "Deployment", "mixed");
+        assert_eq!(mixed.action, Action::RolloutRestart);
+        assert_eq!(mixed.pods, ["mixed-1", "mixed-2", "mixed-3"]);
+        let stuck = find(&plan, "Deployment", "stuck");
+        assert_eq!(stuck.action, Action::Manual);
+        assert_eq!(stuck.runbook.as_deref(), Some(runbook::PODS_NOT_RUNNING));
+        assert!(
+            stuck
+                .reason
+                .as_ref()
+                .unwrap()
+                .contains("1 failed, 1 pending, 1 unknown")
+        );
+        assert_eq!(plan.drifted, 6);
+    }
+
+    #[test]
+    fn counts_and_lists_as_the_report_wants() {
+        let plan = Cluster::new()
+            .deployment("shop", "web", json!({}))
+            .pod(
+                "shop",
+                "web-1",
+                Some(("ReplicaSet", "web-rs")),
+                OLD,
+                "Running",
+                true,
+            )
+            .pod(
+                "shop",
+                "web-2",
+                Some(("ReplicaSet", "web-rs")),
+                NEW,
+                "Running",
+                true,
+            )
+            .pod(
+                "shop",
+                "web-3",
+                Some(("ReplicaSet", "web-rs")),
+                "mirror.io/istio/proxyv2:1.24.1-distroless",
+                "Running",
+                true,
+            )
+            .pod("shop", "done", None, OLD, "Succeeded", false)
+            .object(
+                "Pod",
+                "shop",
+                "plain",
+                None,
+                json!({"spec": {"containers": [{"name": "app", "image": "app:1"}]}}),
+            )
+            .plan(&PlanOptions::default());
+        assert_eq!(plan.pods_total, 6); // istiod counts as a pod
+        assert_eq!(plan.proxies, 4);
+        assert_eq!(plan.up_to_date, 2);
+        assert_eq!(plan.drifted, 1);
+        let listed: Vec<_> = plan
+            .pods
+            .iter()
+            .map(|p| (p.name.as_str(), p.verdict))
+            .collect();
+        assert_eq!(
+            listed,
+            [("done", Verdict::Completed), ("web-1", Verdict::Outdated)]
+        );
+        assert_eq!(plan.workloads.len(), 1);
+    }
+
+    #[test]
+    fn phases_then_a_stable_order() {
+        let build = |reverse: bool| {
+            let mut c = Cluster::new();
+            let mut entries = vec![
+                ("zoo", "a", false),
+                ("shop", "web", false),
+                ("shop", "api", false),
+                ("kyma-system", "eventing", false),
+                ("istio-system", "ingressgateway", false),
+                ("team", "module-operator", true),
+            ];
+            if reverse {
+                entries.reverse();
+            }
+            for (ns, name, module) in entries {
+                let labels = if module {
+                    json!({"metadata": {"labels": {"kyma-project.io/module": "x"}}})
+                } else {
+                    json!({})
+                };
+                c = c.deployment(ns, name, labels).pod(
+                    ns,
+                    &format!("{name}-1"),
+                    Some(("ReplicaSet", &format!("{name}-rs"))),
+                    OLD,
+                    "Running",
+                    true,
+                );
+            }
+            c.pod("shop", "bare", None, OLD, "Running", true)
+                .plan(&PlanOptions::default())
+        };
+        let plan = build(false);
+        assert_eq!(
+            plan,
+            build(true),
+            "the order must not depend on the input order"
+        );
+        let order: Vec<_> = plan
+            .workloads
+            .iter()
+            .map(|w| (w.order, w.phase, w.namespace.as_str(), w.name.as_str()))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                (Some(1), Phase::Kyma, "istio-system", "ingressgateway"),
+                (Some(2), Phase::Kyma, "kyma-system", "eventing"),
+                (Some(3), Phase::Kyma, "team", "module-operator"),
+                (Some(4), Phase::Customer, "shop", "api"),
+                (Some(5), Phase::Customer, "shop", "web"),
+                (Some(6), Phase::Customer, "zoo", "a"),
+                (None, Phase::Customer, "shop", "bare"),
+            ]
+        );
+    }
+
+    #[test]
+    fn skip_on_pod_workload_namespace_and_option() {
+        let skip = json!({"metadata": {"annotations": {SKIP_KEY: "true"}}});
+        let plan = Cluster::new()
+            .object("Namespace", "", "quiet", None, json!({"metadata": {"labels": {SKIP_KEY: "true"}}}))
+            .pod("quiet", "q-1", None, OLD, "Running", true)
+            .deployment("shop", "web", skip.clone())
+            .pod("shop", "web-1", Some(("ReplicaSet", "web-rs")), OLD, "Running", true)
+            .object("Pod", "shop", "self", None, json!({"metadata": {"labels": {SKIP_KEY: "true"}},
+                "spec": {"containers": [{"name": "istio-proxy", "image": OLD}]}, "status": {"phase": "Running"}}))
+            .pod("legacy", "l-1", None, OLD, "Running", true)
+            .plan(&PlanOptions { exclude_namespaces: vec!["legacy".into()] });
+        assert!(plan.workloads.is_empty(), "{:#?}", plan.workloads);
+        assert_eq!(plan.pods.len(), 4);
+        assert!(
+            plan.pods
+                .iter()
+                .all(|p| p.verdict == Verdict::Excluded && p.action == Action::None)
+        );
+        assert_eq!(plan.drifted, 0);
+    }
+
+    #[test]
+    fn revisions_missing_owners_and_mirrors() {
+        let plan = Cluster::new()
+            // a pod of a revision that has no control plane
+            .deployment("shop", "canary", json!({}))
+            .object("Pod", "shop", "canary-1", Some(("ReplicaSet", "canary-rs")), json!({
+                "metadata": {"labels": {"istio.io/rev": "1-22"}},
+                "spec": {"containers": [{"name": "istio-proxy", "image": OLD}]},
+                "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}))
+            // its ReplicaSet vanished
+            .pod("shop", "orphan-1", Some(("ReplicaSet", "gone")), OLD, "Running", true)
+            // newer than the control plane: drift too
+            .deployment("shop", "ahead", json!({}))
+            .pod("shop", "ahead-1", Some(("ReplicaSet", "ahead-rs")), "docker.io/istio/proxyv2:1.25.0", "Running", true)
+            // a mirror at the same version: current
+            .deployment("shop", "mirrored", json!({}))
+            .pod("shop", "mirrored-1", Some(("ReplicaSet", "mirrored-rs")), "registry.corp:5000/istio/proxyv2:1.24.1", "Running", true)
+            .plan(&PlanOptions::default());
+        let canary = find(&plan, "Deployment", "canary");
+        assert_eq!(canary.action, Action::Manual);
+        assert_eq!(canary.runbook.as_deref(), Some(runbook::NO_CONTROL_PLANE));
+        let orphan = find(&plan, "ReplicaSet", "gone");
+        assert_eq!(orphan.action, Action::Manual);
+        assert!(
+            orphan
+                .reason
+                .as_ref()
+                .unwrap()
+                .contains("not in the inventory")
+        );
+        assert_eq!(
+            find(&plan, "Deployment", "ahead").action,
+            Action::RolloutRestart
+        );
+        assert_eq!(find(&plan, "Deployment", "ahead").from_versions, ["1.25.0"]);
+        assert!(plan.workloads.iter().all(|w| w.name != "mirrored"));
+        assert_eq!(plan.up_to_date, 1);
+    }
+
+    #[test]
+    fn runbook_links_are_all_listed() {
+        for link in runbook::ALL {
+            assert!(link.starts_with("runbooks/"));
+        }
+    }
+}
