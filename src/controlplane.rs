@@ -446,9 +446,11 @@ mod tests {
     }
 
     fn inventory(pods: Vec<IstiodPod>, injectors: Vec<InjectorConfigMap>) -> Inventory {
-        let mut inventory = Inventory::default();
-        inventory.istiod_pods = pods;
-        inventory.injectors = injectors;
+        let mut inventory = Inventory {
+            istiod_pods: pods,
+            injectors,
+            ..Inventory::default()
+        };
         inventory.workloads.insert(
             ("Deployment".into(), "istio-system".into(), "istiod".into()),
             WorkloadRecord {

@@ -301,7 +301,15 @@ mod tests {
 
     #[test]
     fn parses_every_part_of_a_reference() {
-        let cases: &[(&str, Option<&str>, &str, Option<&str>, Option<&str>)] = &[
+        // text, registry, repository, tag, digest
+        type Case<'a> = (
+            &'a str,
+            Option<&'a str>,
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+        );
+        let cases: &[Case] = &[
             ("proxyv2", None, "proxyv2", None, None),
             (
                 "istio/proxyv2:1.24.1",
