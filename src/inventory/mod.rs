@@ -205,7 +205,8 @@ impl InventoryBuilder {
             field: "metadata.name".into(),
             problem: "missing".into(),
         })?;
-        let namespaced = kind != "Namespace";
+        // Only the kinds the rules read need a namespace; Nodes and the like have none.
+        let namespaced = kind == "Pod" || kind == "ConfigMap" || model::is_workload_kind(&kind);
         let namespace = match (&metadata.namespace, namespaced) {
             (Some(ns), true) if !ns.is_empty() => ns.clone(),
             (_, true) => {

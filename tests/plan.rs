@@ -1,0 +1,458 @@
+//! The built binary on the bundled example and on malformed snapshots: the JSON report,
+//! the renderings and the exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const EXAMPLE: &str = "examples/kyma-upgrade.json";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_istio-proxy-reset"));
+    command.current_dir(root());
+    // The environment of the machine running the tests must not configure the tool.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("ISTIO_PROXY_RESET_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+fn run(args: &[&str]) -> Output {
+    binary().args(args).output().expect("the binary runs")
+}
+
+fn plan_json(args: &[&str]) -> Value {
+    let mut all = vec!["plan", "--snapshot", EXAMPLE, "--format", "json"];
+    all.extend_from_slice(args);
+    let output = run(&all);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("stdout is one JSON document")
+}
+
+fn workload<'a>(report: &'a Value, kind: &str, namespace: &str, name: &str) -> &'a Value {
+    report["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["kind"] == kind && w["namespace"] == namespace && w["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {namespace}/{name} in the report"))
+}
+
+#[test]
+fn the_example_plan_is_complete_and_ordered() {
+    let report = plan_json(&[]);
+    assert_eq!(report["apiVersion"], "istio-proxy-reset.kyma-project.io/v1");
+    assert_eq!(report["kind"], "ProxyResetReport");
+    assert_eq!(report["mode"], "plan");
+    assert_eq!(report["controlPlane"]["version"], "1.24.1");
+    assert_eq!(
+        report["controlPlane"]["image"],
+        "europe-docker.pkg.dev/kyma-project/prod/external/istio/proxyv2:1.24.1-distroless"
+    );
+    assert_eq!(report["controlPlane"]["gate"]["passed"], true);
+
+    let summary = &report["summary"];
+    assert_eq!(summary["pods"], 45);
+    assert_eq!(summary["proxies"], 42);
+    assert_eq!(summary["upToDate"], 4);
+    assert_eq!(summary["drifted"], 33);
+    assert_eq!(summary["restarted"], 0);
+    assert_eq!(summary["manual"], 6);
+
+    // Every verdict but up-to-date is listed (those are only counted).
+    let mut verdicts: Vec<&str> = report["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["verdict"].as_str().unwrap())
+        .collect();
+    verdicts.sort();
+    verdicts.dedup();
+    assert_eq!(
+        verdicts,
+        [
+            "completed",
+            "custom-image",
+            "excluded",
+            "failed",
+            "not-ready",
+            "outdated",
+            "pending",
+            "terminating",
+            "unknown"
+        ]
+    );
+
+    // Every action row, with kyma first and numbers only on automatic actions.
+    let rows: Vec<(String, String, Option<u64>)> = report["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                format!(
+                    "{} {}/{}",
+                    w["kind"].as_str().unwrap(),
+                    w["namespace"].as_str().unwrap(),
+                    w["name"].as_str().unwrap()
+                ),
+                w["action"].as_str().unwrap().to_string(),
+                w["order"].as_u64(),
+            )
+        })
+        .collect();
+    let expected = [
+        (
+            "Deployment kyma-system/eventing-manager",
+            "rollout-restart",
+            Some(1),
+        ),
+        (
+            "Deployment kyma-system/telemetry-self-monitor",
+            "rollout-restart",
+            Some(2),
+        ),
+        ("DaemonSet monitoring/log-agent", "rollout-restart", Some(3)),
+        ("DaemonSet monitoring/node-probe", "evict", Some(4)),
+        ("Deployment payments/billing", "rollout-restart", Some(5)),
+        ("StatefulSet shop/cart", "rollout-restart", Some(6)),
+        ("Rollout shop/checkout", "rollout-restart", Some(7)),
+        ("ReplicaSet shop/importer", "evict", Some(8)),
+        ("ReplicationController shop/mailer", "evict", Some(9)),
+        ("Deployment shop/orders", "rollout-restart", Some(10)),
+        ("StatefulSet shop/redis", "evict", Some(11)),
+        ("Deployment shop/search", "rollout-restart", Some(12)),
+        ("Deployment analytics/collector", "manual", None),
+        ("CronJob batch/daily-report", "manual", None),
+        ("Deployment payments/ledger", "manual", None),
+        ("Deployment shop/catalog", "manual", None),
+        ("Pod shop/debug-shell", "manual", None),
+        ("Workflow shop/nightly-sync-wf", "manual", None),
+    ];
+    let expected: Vec<(String, String, Option<u64>)> = expected
+        .iter()
+        .map(|(w, a, o)| (w.to_string(), a.to_string(), *o))
+        .collect();
+    assert_eq!(rows, expected);
+
+    for w in report["workloads"].as_array().unwrap() {
+        let phase = w["phase"].as_str().unwrap();
+        let kyma = w["namespace"] == "kyma-system" || w["namespace"] == "istio-system";
+        assert_eq!(phase == "kyma", kyma, "{w}");
+        if w["action"] == "manual" {
+            assert_eq!(w["status"], "skipped");
+            assert!(!w["reason"].as_str().unwrap().is_empty());
+            let runbook = w["runbook"].as_str().unwrap();
+            let file = runbook.split('#').next().unwrap();
+            assert!(root().join(file).is_file(), "{runbook} must exist");
+        } else {
+            assert_eq!(w["status"], "planned");
+            assert!(w.get("reason").is_none());
+        }
+    }
+
+    let orders = workload(&report, "Deployment", "shop", "orders");
+    assert_eq!(
+        orders["pods"].as_array().unwrap().len(),
+        3,
+        "a not-ready pod rides along"
+    );
+    assert_eq!(orders["fromVersions"], serde_json::json!(["1.23.2"]));
+    assert_eq!(
+        workload(&report, "Deployment", "shop", "search")["fromVersions"],
+        serde_json::json!(["1.25.0"]),
+        "newer than the control plane is drift too"
+    );
+}
+
+#[test]
+fn the_same_snapshot_gives_the_same_plan() {
+    let strip = |mut v: Value| {
+        v["startedAt"] = Value::Null;
+        v["finishedAt"] = Value::Null;
+        v
+    };
+    assert_eq!(strip(plan_json(&[])), strip(plan_json(&[])));
+}
+
+#[test]
+fn options_change_the_plan() {
+    // An override: the mirror at 1.24.1 is now stale and the new 1.25.0 one current.
+    let report = plan_json(&["--expected-version", "1.25.0"]);
+    assert_eq!(report["controlPlane"]["source"], "--expected-version");
+    assert_eq!(report["controlPlane"]["gate"]["passed"], false);
+    assert!(
+        report["workloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["name"] != "search")
+    );
+    assert_eq!(
+        workload(&report, "Deployment", "shop", "frontend")["action"],
+        "rollout-restart"
+    );
+
+    let report = plan_json(&["--namespace", "payments"]);
+    let namespaces: Vec<&str> = report["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["namespace"].as_str().unwrap())
+        .collect();
+    assert!(
+        namespaces.iter().all(|n| *n == "payments"),
+        "{namespaces:?}"
+    );
+    assert_eq!(report["summary"]["pods"], 6);
+
+    let report = plan_json(&[
+        "--exclude-namespace",
+        "shop",
+        "--exclude-namespace",
+        "monitoring",
+    ]);
+    assert!(
+        report["workloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["namespace"] != "shop" && w["namespace"] != "monitoring")
+    );
+    let excluded = report["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["namespace"] == "shop" && p["verdict"] == "excluded")
+        .count();
+    assert!(
+        excluded > 10,
+        "shop's stale proxies are reported excluded, not hidden"
+    );
+
+    // The same through the environment, as the Job sets it.
+    let output = binary()
+        .args(["plan", "--snapshot", EXAMPLE])
+        .env("ISTIO_PROXY_RESET_FORMAT", "json")
+        .env("ISTIO_PROXY_RESET_EXCLUDE_NAMESPACE", "shop,monitoring")
+        .output()
+        .unwrap();
+    let from_env: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(from_env["workloads"], report["workloads"]);
+}
+
+#[test]
+fn fail_on_manual_exits_3() {
+    let output = run(&[
+        "plan",
+        "--snapshot",
+        EXAMPLE,
+        "--format",
+        "json",
+        "--fail-on-manual",
+    ]);
+    assert_eq!(output.status.code(), Some(3));
+    let output = run(&[
+        "plan",
+        "--snapshot",
+        EXAMPLE,
+        "--format",
+        "json",
+        "--fail-on-manual",
+        "--namespace",
+        "payments",
+        "--exclude-namespace",
+        "payments",
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn a_saved_report_renders_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.json");
+    let output = run(&[
+        "plan",
+        "--snapshot",
+        EXAMPLE,
+        "--format",
+        "markdown",
+        "--report-file",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    let markdown = String::from_utf8(output.stdout).unwrap();
+    assert!(markdown.starts_with("# istio-proxy-reset plan"));
+    assert!(markdown.contains(
+        "| 1 | kyma | rollout-restart | planned | Deployment kyma-system/eventing-manager |"
+    ));
+
+    let saved: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(saved["summary"]["drifted"], 33);
+
+    let rendered = run(&["report", file.to_str().unwrap(), "--format", "markdown"]);
+    assert_eq!(
+        String::from_utf8(rendered.stdout).unwrap(),
+        markdown,
+        "report FILE renders the same document"
+    );
+
+    let table = run(&["report", file.to_str().unwrap()]);
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(table.contains("ORDER  PHASE"), "{table}");
+    assert!(table.contains("see runbooks/workloads-not-restartable.md#paused-deployments"));
+
+    let json = run(&["report", file.to_str().unwrap(), "--format", "json"]);
+    let json: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json, saved);
+
+    std::fs::write(&file, r#"{"apiVersion":"v1","kind":"ConfigMap"}"#).unwrap();
+    let bad = run(&["report", file.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(1));
+}
+
+fn expect_error(file: &str, args: &[&str], message: &str) {
+    let path = Path::new("tests/data").join(file);
+    let mut all = vec!["plan", "--snapshot", path.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let output = run(&all);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{file}: {stderr}");
+    assert!(
+        stderr.contains(message),
+        "{file}: wanted {message:?} in {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{file}: {stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "no report from a file that could not be read"
+    );
+}
+
+#[test]
+fn malformed_snapshots_are_clear_errors() {
+    expect_error("not-json.json", &[], "not a JSON object");
+    expect_error("truncated.json", &[], "ends inside `items`");
+    expect_error("single-pod.json", &[], "a snapshot is a `kind: List`");
+    expect_error(
+        "bad-image-type.json",
+        &[],
+        "items[0] (Pod shop/orders-1): spec.containers[0].image: invalid type: integer `42`",
+    );
+    expect_error("non-utf8.json", &[], "items[0]");
+    expect_error("missing.json", &[], "tests/data/missing.json");
+    expect_error(
+        "odd-images.json",
+        &["--expected-version", "banana"],
+        "--expected-version",
+    );
+    expect_error(
+        "odd-images.json",
+        &["--istio-namespace", "elsewhere"],
+        "no istiod",
+    );
+    expect_error("odd-images.json", &["--rollout-timeout", "soon"], "soon");
+}
+
+#[test]
+fn odd_images_and_owners_get_reasoned_verdicts() {
+    let output = run(&[
+        "plan",
+        "--snapshot",
+        "tests/data/odd-images.json",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let pod = |name: &str| {
+        report["pods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    assert!(
+        pod("shouty")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("invalid image reference")
+    );
+    assert!(
+        pod("no-image")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("names no image")
+    );
+    assert!(
+        pod("latest")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("has no version")
+    );
+    assert_eq!(pod("no-phase")["verdict"], "unknown");
+    let vanished = workload(&report, "ReplicaSet", "shop", "vanished");
+    assert_eq!(vanished["action"], "manual");
+    assert!(
+        vanished["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not in the inventory")
+    );
+
+    let output = run(&[
+        "plan",
+        "--snapshot",
+        "tests/data/cyclic-owners.json",
+        "--format",
+        "json",
+        "--expected-version",
+        "1.24.1",
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let looped = report["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["kind"] == "ReplicaSet")
+        .unwrap();
+    assert_eq!(looped["action"], "manual");
+    assert!(
+        looped["reason"].as_str().unwrap().contains("loops back"),
+        "{looped}"
+    );
+    assert_eq!(
+        report["summary"]["drifted"], 2,
+        "the 5000-character name is planned like any other"
+    );
+}
