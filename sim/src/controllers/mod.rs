@@ -1,9 +1,42 @@
-//! Controllers that make the simulated cluster behave like a real one.
+//! Controllers that make the simulated cluster behave like a real one: the workload controllers
+//! of kube-controller-manager (Deployment, ReplicaSet, ReplicationController, StatefulSet,
+//! DaemonSet, Job), Argo Rollouts, the garbage collector, and the scheduler and kubelet that move
+//! created pods from Pending to Ready.
+//!
+//! They run as one task, level-triggered: every store event marks the object and its controller
+//! dirty, and a dirty object is reconciled against the store. Timed transitions (a pod becoming
+//! Ready, a progress deadline) are timers that mark objects dirty again. Objects loaded from the
+//! state are reconciled once at start; a consistent state yields no writes that change pods.
 
+mod daemonset;
+mod deployment;
+mod gc;
+mod index;
+mod job;
+mod kubelet;
+pub mod meta;
+mod pods;
+mod replicaset;
+mod rollout;
+mod statefulset;
+
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::store::Store;
+use serde_json::Value;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::time::Instant;
+
+use crate::store::{ResourceType, Store, StoreEvent, WatchEventType, resource_for_plural};
+use index::OwnerIndex;
+
+pub use meta::template_hash;
+
+/// Annotation on a workload (or its pod template, or a pod) that makes the pods the simulation
+/// creates for it misbehave: `crash-loop` (Running, never Ready, restarts counting up) or
+/// `unschedulable` (Pending for ever). Pods loaded from the state are never affected.
+pub const NEW_PODS_ANNOTATION: &str = "kube-sim.kyma-project.io/new-pods";
 
 /// Settings of the controllers.
 #[derive(Debug, Clone)]
@@ -16,12 +49,425 @@ pub struct ControllerConfig {
 
 impl Default for ControllerConfig {
     fn default() -> Self {
-        ControllerConfig { pod_start: Duration::from_millis(300), proxy_image: None }
+        ControllerConfig {
+            pod_start: Duration::from_millis(300),
+            proxy_image: None,
+        }
     }
 }
 
 /// Runs all controllers until the returned task is aborted.
 pub fn spawn(store: Arc<Store>, cfg: ControllerConfig) -> tokio::task::JoinHandle<()> {
-    let _ = (store, cfg);
-    tokio::spawn(std::future::pending())
+    // Subscribe before the first listing, so that nothing written in between is missed.
+    let events = store.subscribe();
+    tokio::spawn(Controllers::new(store, cfg).run(events))
+}
+
+/// The kinds of object the controllers read or write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Kind {
+    Pod,
+    ReplicaSet,
+    ReplicationController,
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+    Job,
+    CronJob,
+    Rollout,
+    Node,
+}
+
+impl Kind {
+    const ALL: [Kind; 10] = [
+        Kind::Node,
+        Kind::Deployment,
+        Kind::Rollout,
+        Kind::StatefulSet,
+        Kind::DaemonSet,
+        Kind::CronJob,
+        Kind::Job,
+        Kind::ReplicationController,
+        Kind::ReplicaSet,
+        Kind::Pod,
+    ];
+
+    fn group_and_plural(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::Pod => ("", "pods"),
+            Kind::ReplicaSet => ("apps", "replicasets"),
+            Kind::ReplicationController => ("", "replicationcontrollers"),
+            Kind::Deployment => ("apps", "deployments"),
+            Kind::StatefulSet => ("apps", "statefulsets"),
+            Kind::DaemonSet => ("apps", "daemonsets"),
+            Kind::Job => ("batch", "jobs"),
+            Kind::CronJob => ("batch", "cronjobs"),
+            Kind::Rollout => ("argoproj.io", "rollouts"),
+            Kind::Node => ("", "nodes"),
+        }
+    }
+
+    /// The store's resource type of this kind, when the store serves it.
+    pub fn resource(self) -> Option<&'static ResourceType> {
+        let (group, plural) = self.group_and_plural();
+        resource_for_plural(group, plural)
+    }
+
+    fn of(resource: &ResourceType) -> Option<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.group_and_plural() == (resource.group, resource.plural))
+    }
+
+    /// The kind an owner reference names.
+    fn of_reference(api_version: &str, kind: &str) -> Option<Kind> {
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.group_and_plural().0 == group && format!("{k:?}") == kind)
+    }
+}
+
+/// Names one object: its kind, namespace (empty for cluster-scoped objects) and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct Key {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl Key {
+    pub fn new(kind: Kind, namespace: &str, name: &str) -> Key {
+        Key {
+            kind,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    pub fn of(kind: Kind, obj: &Value) -> Key {
+        Key::new(
+            kind,
+            meta::namespace(obj).unwrap_or_default(),
+            meta::name(obj),
+        )
+    }
+
+    fn ns(&self) -> Option<&str> {
+        (!self.namespace.is_empty()).then_some(self.namespace.as_str())
+    }
+}
+
+/// The state of the controllers: the store, what is dirty, what is due when, and the few things
+/// a real controller keeps in memory.
+pub(crate) struct Controllers {
+    pub store: Arc<Store>,
+    pub cfg: ControllerConfig,
+    index: OwnerIndex,
+    dirty: BTreeSet<Key>,
+    timers: HashMap<Key, Instant>,
+    pub kubelet: kubelet::Kubelet,
+    /// Revision names of StatefulSet and DaemonSet templates, by workload uid and template hash.
+    /// Objects loaded from the state carry revision names computed by a real cluster; the first
+    /// template seen keeps the name the state gave it, so that loading starts no rollout.
+    pub revisions: HashMap<(String, String), String>,
+    /// Templates by revision name, so that pods recreated below a StatefulSet partition get the
+    /// template of the current revision (the real controller keeps ControllerRevisions for this).
+    pub revision_templates: HashMap<(String, String), Value>,
+    /// The nodes the pods of the loaded state run on, for a state without Node objects.
+    loaded_nodes: BTreeSet<String>,
+}
+
+impl Controllers {
+    fn new(store: Arc<Store>, cfg: ControllerConfig) -> Controllers {
+        Controllers {
+            store,
+            cfg,
+            index: OwnerIndex::default(),
+            dirty: BTreeSet::new(),
+            timers: HashMap::new(),
+            kubelet: kubelet::Kubelet::default(),
+            revisions: HashMap::new(),
+            revision_templates: HashMap::new(),
+            loaded_nodes: BTreeSet::new(),
+        }
+    }
+
+    async fn run(mut self, mut events: tokio::sync::broadcast::Receiver<StoreEvent>) {
+        self.resync();
+        loop {
+            self.reconcile_dirty();
+            let wake = self
+                .timers
+                .values()
+                .min()
+                .copied()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(5));
+            tokio::select! {
+                event = events.recv() => match event {
+                    Ok(event) => self.observe(event),
+                    Err(RecvError::Lagged(_)) => self.resync(),
+                    Err(RecvError::Closed) => return,
+                },
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+            loop {
+                match events.try_recv() {
+                    Ok(event) => self.observe(event),
+                    Err(TryRecvError::Lagged(_)) => self.resync(),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Closed) => return,
+                }
+            }
+            self.fire_timers();
+        }
+    }
+
+    /// Rebuilds the owner index from the store and marks every workload dirty: at start, and
+    /// whenever events were missed.
+    fn resync(&mut self) {
+        self.index = OwnerIndex::default();
+        for kind in Kind::ALL {
+            let Some(resource) = kind.resource() else {
+                continue;
+            };
+            for obj in self.store.list(resource, None) {
+                let key = Key::of(kind, &obj);
+                self.index.upsert(&key, &obj);
+                if let Some(node) = obj["spec"]["nodeName"]
+                    .as_str()
+                    .filter(|_| kind == Kind::Pod)
+                {
+                    self.loaded_nodes.insert(node.to_string());
+                }
+                if kind != Kind::Pod {
+                    self.dirty.insert(key);
+                }
+            }
+        }
+        for key in self.kubelet.keys() {
+            self.dirty.insert(key);
+        }
+    }
+
+    /// Takes in one store event: updates the index, collects garbage, marks what to reconcile.
+    fn observe(&mut self, event: StoreEvent) {
+        let Some(kind) = Kind::of(event.resource) else {
+            return;
+        };
+        let obj = &event.object;
+        let key = Key::of(kind, obj);
+        match event.kind {
+            WatchEventType::Deleted => {
+                self.index.remove(&key, meta::uid(obj));
+                self.kubelet.forget(&key, meta::uid(obj));
+                gc::collect_dependents_of(self, meta::uid(obj));
+            }
+            WatchEventType::Added | WatchEventType::Modified => {
+                if !self.index.upsert(&key, obj) {
+                    return; // a late event of an object already deleted
+                }
+                if kind == Kind::Pod && matches!(event.kind, WatchEventType::Added) {
+                    self.kubelet.adopt_if_new(&key, obj);
+                }
+            }
+        }
+        if let Some((api_version, owner_kind, owner_name, _)) = meta::controller_of(obj)
+            && let Some(owner_kind) = Kind::of_reference(api_version, owner_kind)
+        {
+            self.dirty
+                .insert(Key::new(owner_kind, &key.namespace, owner_name));
+        }
+        if kind == Kind::Node {
+            let daemonsets: Vec<Key> = self.index.keys_of(Kind::DaemonSet).cloned().collect();
+            self.dirty.extend(daemonsets);
+        }
+        self.dirty.insert(key);
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        let due: Vec<Key> = self
+            .timers
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            self.timers.remove(&key);
+            self.dirty.insert(key);
+        }
+    }
+
+    fn reconcile_dirty(&mut self) {
+        // Reconciling writes, and writes come back as events that mark objects dirty again; the
+        // bound keeps a misbehaving loop from starving the event stream.
+        for _ in 0..10_000 {
+            let Some(key) = self.dirty.pop_first() else {
+                return;
+            };
+            let requeue = match key.kind {
+                Kind::Pod => kubelet::sync(self, &key),
+                Kind::ReplicaSet | Kind::ReplicationController => replicaset::sync(self, &key),
+                Kind::Deployment => deployment::sync(self, &key),
+                Kind::Rollout => rollout::sync(self, &key),
+                Kind::StatefulSet => statefulset::sync(self, &key),
+                Kind::DaemonSet => daemonset::sync(self, &key),
+                Kind::Job => job::sync(self, &key),
+                Kind::CronJob | Kind::Node => None,
+            };
+            if let Some(after) = requeue {
+                self.requeue_after(key, after);
+            }
+        }
+    }
+
+    /// Reconciles `key` again after `after`, or sooner if already due sooner.
+    pub fn requeue_after(&mut self, key: Key, after: Duration) {
+        let at = Instant::now() + after;
+        let slot = self.timers.entry(key).or_insert(at);
+        if at < *slot {
+            *slot = at;
+        }
+    }
+
+    pub fn get(&self, key: &Key) -> Option<Value> {
+        self.store.get(key.kind.resource()?, key.ns(), &key.name)
+    }
+
+    /// The objects of `kind` that `owner_uid` owns, as the store has them now.
+    pub fn dependents(&self, owner_uid: &str, kind: Kind) -> Vec<Value> {
+        let keys: Vec<Key> = self
+            .index
+            .dependents(owner_uid)
+            .filter(|k| k.kind == kind)
+            .cloned()
+            .collect();
+        keys.iter()
+            .filter_map(|key| self.get(key))
+            .filter(|obj| meta::owner_uids(obj).iter().any(|u| u == owner_uid))
+            .collect()
+    }
+
+    /// Creates an object, and indexes it at once so that the next reconcile counts it even
+    /// before its event arrives.
+    pub fn create(&mut self, kind: Kind, obj: Value) -> Option<Value> {
+        let resource = kind.resource()?;
+        match self.store.create(resource, obj) {
+            Ok(created) => {
+                self.index.upsert(&Key::of(kind, &created), &created);
+                Some(created)
+            }
+            Err(err) => {
+                tracing::debug!(?kind, %err, "controller could not create an object");
+                None
+            }
+        }
+    }
+
+    /// Creates a pod, injecting the sidecar as the admission webhook would.
+    pub fn create_pod(&mut self, mut pod: Value) -> Option<Value> {
+        crate::injector::inject(&self.store, &mut pod, self.cfg.proxy_image.as_deref());
+        self.create(Kind::Pod, pod)
+    }
+
+    /// Deletes an object, and forgets it at once so that the next reconcile no longer counts it.
+    pub fn delete(&mut self, key: &Key) {
+        let Some(resource) = key.kind.resource() else {
+            return;
+        };
+        match self.store.delete(resource, key.ns(), &key.name) {
+            Ok(deleted) => {
+                if meta::is_terminating(&deleted) {
+                    self.index.upsert(key, &deleted);
+                } else {
+                    self.index.remove(key, meta::uid(&deleted));
+                }
+            }
+            Err(err) => tracing::debug!(?key, %err, "controller could not delete an object"),
+        }
+    }
+
+    /// Changes an object in place; nothing is written when `change` changes nothing. The write is
+    /// an update of the version the change was computed from: a concurrent write wins (409), and
+    /// its event has the object reconciled again.
+    pub fn modify(&mut self, key: &Key, change: impl FnOnce(&mut Value)) -> Option<Value> {
+        let resource = key.kind.resource()?;
+        let current = self.store.get(resource, key.ns(), &key.name)?;
+        let mut changed = current.clone();
+        change(&mut changed);
+        if changed == current {
+            return Some(current);
+        }
+        let status_changed = changed["status"] != current["status"];
+        let mut written = current.clone();
+        written["status"] = Value::Null;
+        let mut rest = changed.clone();
+        rest["status"] = Value::Null;
+        let mut result = Ok(current);
+        if rest != written {
+            result = self.store.update(resource, changed.clone());
+        }
+        if status_changed && let Ok(updated) = &result {
+            let mut with_status = updated.clone();
+            with_status["status"] = changed["status"].clone();
+            result = self.store.update_status(resource, with_status);
+        }
+        match result {
+            Ok(obj) => {
+                self.index.upsert(key, &obj);
+                Some(obj)
+            }
+            Err(err) => {
+                tracing::debug!(?key, %err, "controller could not modify an object");
+                None
+            }
+        }
+    }
+
+    /// The revision name of a StatefulSet's or DaemonSet's current template. The first time a
+    /// workload is seen, its template keeps the revision the state gave it (`loaded`), so that
+    /// pods labelled by a real cluster count as up to date; later templates are named by
+    /// `name(hash)`.
+    pub fn revision_name(
+        &mut self,
+        workload: &Value,
+        loaded: Option<String>,
+        name: impl FnOnce(&str) -> String,
+    ) -> String {
+        let uid = meta::uid(workload).to_string();
+        let template = &workload["spec"]["template"];
+        let hash = meta::template_hash(template, 0);
+        let seen_before = self.revisions.keys().any(|(u, _)| *u == uid);
+        let revision = self
+            .revisions
+            .entry((uid.clone(), hash.clone()))
+            .or_insert_with(|| match loaded.filter(|_| !seen_before) {
+                Some(loaded) => loaded,
+                None => name(&hash),
+            })
+            .clone();
+        self.revision_templates
+            .entry((uid, revision.clone()))
+            .or_insert_with(|| template.clone());
+        revision
+    }
+
+    /// The names of the nodes pods are scheduled on: the Nodes of the state; for a state without
+    /// Nodes, the nodes its pods run on, or three simulated ones when no pod runs anywhere.
+    pub fn node_names(&self) -> Vec<String> {
+        let mut nodes: Vec<String> = self
+            .index
+            .keys_of(Kind::Node)
+            .map(|k| k.name.clone())
+            .collect();
+        if nodes.is_empty() {
+            nodes = self.loaded_nodes.iter().cloned().collect();
+        }
+        if nodes.is_empty() {
+            nodes = (1..=3).map(|i| format!("sim-node-{i}")).collect();
+        }
+        nodes.sort();
+        nodes
+    }
 }

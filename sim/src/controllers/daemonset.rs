@@ -1,0 +1,145 @@
+//! The DaemonSet controller: one pod per node (the Nodes of the state, or three simulated nodes
+//! when it has none), replaced with `RollingUpdate` within `maxUnavailable`, or only when deleted
+//! with `OnDelete`. Pods carry the `controller-revision-hash` of their template.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::pods::{self, PodName};
+use super::{Controllers, Key, Kind, meta};
+
+const REVISION_LABEL: &str = "controller-revision-hash";
+
+pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
+    let ds = ctl.get(key)?;
+    if meta::is_terminating(&ds) {
+        return None;
+    }
+    let uid = meta::uid(&ds).to_string();
+    let spec = &ds["spec"];
+    let on_delete = spec["updateStrategy"]["type"] == "OnDelete";
+    let nodes = ctl.node_names();
+    let desired = nodes.len() as i64;
+    let max_unavailable = meta::int_or_percent(
+        &spec["updateStrategy"]["rollingUpdate"]["maxUnavailable"],
+        desired,
+        "1",
+        true,
+    )
+    .max(1);
+
+    let mut owned: Vec<Value> = ctl
+        .dependents(&uid, Kind::Pod)
+        .into_iter()
+        .filter(|p| meta::controller_of(p).is_some_and(|(_, _, _, owner)| owner == uid))
+        .filter(pods::is_counted)
+        .collect();
+    owned.sort_by_key(|p| (meta::created_at(p), meta::name(p).to_string()));
+    // The newest pod was made from the template the state's DaemonSet has.
+    let loaded = owned
+        .last()
+        .and_then(|p| meta::label(p, REVISION_LABEL))
+        .map(str::to_string);
+    let observed = ds["status"]["observedGeneration"]
+        .as_i64()
+        .is_none_or(|g| g == meta::generation(&ds));
+    let revision = ctl.revision_name(&ds, loaded.filter(|_| observed), |hash| hash.to_string());
+
+    let mut by_node: BTreeMap<String, Vec<Value>> =
+        nodes.iter().map(|n| (n.clone(), Vec::new())).collect();
+    for pod in owned {
+        let node = pod["spec"]["nodeName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        match by_node.get_mut(&node) {
+            Some(list) => list.push(pod),
+            // A pod on no node of the cluster is misscheduled.
+            None => ctl.delete(&Key::of(Kind::Pod, &pod)),
+        }
+    }
+    for (node, list) in by_node.iter_mut() {
+        // One pod per node: the newest extra ones go.
+        while list.len() > 1 {
+            let extra = list.pop().expect("more than one");
+            ctl.delete(&Key::of(Kind::Pod, &extra));
+        }
+        if list.is_empty() {
+            let generation = meta::generation(&ds).to_string();
+            let mut pod = pods::pod_from_template(
+                &spec["template"],
+                &ds,
+                PodName::Generated(&format!("{}-", meta::name(&ds))),
+                &[
+                    (REVISION_LABEL, &revision),
+                    ("pod-template-generation", &generation),
+                ],
+            );
+            pod["spec"]["nodeName"] = json!(node);
+            if let Some(created) = ctl.create_pod(pod) {
+                list.push(created);
+            }
+        }
+    }
+
+    if !on_delete {
+        let unavailable = by_node
+            .values()
+            .filter(|l| !l.first().is_some_and(pods::is_ready))
+            .count() as i64;
+        let mut budget = max_unavailable - unavailable;
+        let outdated: Vec<(bool, Value)> = by_node
+            .values()
+            .filter_map(|l| l.first())
+            .filter(|p| meta::label(p, REVISION_LABEL) != Some(revision.as_str()))
+            .map(|p| (pods::is_ready(p), p.clone()))
+            .collect();
+        for (ready, pod) in outdated {
+            // Replacing a pod that is not available anyway costs nothing.
+            if ready {
+                if budget <= 0 {
+                    continue;
+                }
+                budget -= 1;
+            }
+            ctl.delete(&Key::of(Kind::Pod, &pod));
+            let node = pod["spec"]["nodeName"].as_str().unwrap_or_default();
+            if let Some(list) = by_node.get_mut(node) {
+                list.clear();
+            }
+        }
+    }
+
+    let scheduled: Vec<&Value> = by_node.values().filter_map(|l| l.first()).collect();
+    let ready = scheduled.iter().filter(|p| pods::is_ready(p)).count() as i64;
+    let updated = scheduled
+        .iter()
+        .filter(|p| meta::label(p, REVISION_LABEL) == Some(revision.as_str()))
+        .count() as i64;
+    let counts = [
+        ("observedGeneration", meta::generation(&ds)),
+        ("desiredNumberScheduled", desired),
+        ("currentNumberScheduled", scheduled.len() as i64),
+        ("numberMisscheduled", 0),
+        ("numberReady", ready),
+        ("numberAvailable", ready),
+        ("numberUnavailable", (desired - ready).max(0)),
+        ("updatedNumberScheduled", updated),
+    ];
+    ctl.modify(key, |obj| {
+        super::replicaset::set_counts(&mut obj["status"], &counts);
+        for always in [
+            "desiredNumberScheduled",
+            "currentNumberScheduled",
+            "numberMisscheduled",
+            "numberReady",
+        ] {
+            if obj["status"][always].is_null() {
+                obj["status"][always] = json!(0);
+            }
+        }
+    });
+    None
+}

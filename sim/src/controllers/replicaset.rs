@@ -1,0 +1,88 @@
+//! The ReplicaSet and ReplicationController controllers: keep `spec.replicas` pods, replacing
+//! deleted ones, and report the counts. A pod counts whatever its phase (only pods being deleted
+//! do not), so a loaded ReplicaSet with the right number of pods creates nothing.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::pods::{self, PodName};
+use super::{Controllers, Key, Kind, meta};
+
+pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
+    let owner = ctl.get(key)?;
+    if meta::is_terminating(&owner) {
+        return None;
+    }
+    let desired = owner["spec"]["replicas"].as_i64().unwrap_or(1).max(0);
+    let mut pods = owned_pods(ctl, &owner);
+    let missing = desired - pods.len() as i64;
+    if missing > 0 {
+        let prefix = format!("{}-", meta::name(&owner));
+        for _ in 0..missing {
+            let pod = pods::pod_from_template(
+                &owner["spec"]["template"],
+                &owner,
+                PodName::Generated(&prefix),
+                &[],
+            );
+            if let Some(created) = ctl.create_pod(pod) {
+                pods.push(created);
+            }
+        }
+    } else if missing < 0 {
+        pods::scale_down_order(&mut pods);
+        let surplus: Vec<Value> = pods.drain(..(-missing) as usize).collect();
+        for pod in &surplus {
+            ctl.delete(&Key::of(Kind::Pod, pod));
+        }
+    }
+    write_status(ctl, key, &owner, &pods);
+    None
+}
+
+/// The pods a ReplicaSet or ReplicationController controls and counts.
+pub fn owned_pods(ctl: &Controllers, owner: &Value) -> Vec<Value> {
+    let uid = meta::uid(owner);
+    ctl.dependents(uid, Kind::Pod)
+        .into_iter()
+        .filter(|pod| meta::controller_of(pod).is_some_and(|(_, _, _, owner_uid)| owner_uid == uid))
+        .filter(pods::is_counted)
+        .collect()
+}
+
+fn write_status(ctl: &mut Controllers, key: &Key, owner: &Value, pods: &[Value]) {
+    let selector = &owner["spec"]["selector"];
+    // A ReplicationController's selector is a plain label map.
+    let selector = if key.kind == Kind::ReplicationController {
+        json!({"matchLabels": selector})
+    } else {
+        selector.clone()
+    };
+    let ready = pods.iter().filter(|p| pods::is_ready(p)).count() as i64;
+    let labelled = pods
+        .iter()
+        .filter(|p| meta::selector_matches(&selector, &p["metadata"]["labels"]))
+        .count() as i64;
+    let counts = [
+        ("replicas", pods.len() as i64),
+        ("fullyLabeledReplicas", labelled),
+        ("readyReplicas", ready),
+        ("availableReplicas", ready),
+        ("observedGeneration", meta::generation(owner)),
+    ];
+    ctl.modify(key, |obj| set_counts(&mut obj["status"], &counts));
+}
+
+/// Sets integer status fields, leaving out zeros as the API server's `omitempty` does (except
+/// `replicas`, which is always present). Other status fields are kept.
+pub fn set_counts(status: &mut Value, counts: &[(&str, i64)]) {
+    let status = meta::ensure_object(status);
+    for (field, value) in counts {
+        if *value == 0 && *field != "replicas" {
+            status.remove(*field);
+        } else {
+            status.insert(field.to_string(), json!(value));
+        }
+    }
+}

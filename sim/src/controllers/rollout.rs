@@ -1,0 +1,123 @@
+//! The Argo Rollouts controller, as far as restarts go: ReplicaSets per template like a
+//! Deployment (label `rollouts-pod-template-hash`, owner kind `Rollout`), rolled within the canary
+//! `maxSurge`/`maxUnavailable` (blue-green and canary steps are not simulated: every strategy rolls
+//! like a canary without steps), and `spec.restartAt`: once that time has come, the pods created
+//! before it are replaced one at a time, each only when all pods are Ready, and `status.restartedAt`
+//! records the restart as done.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use super::deployment::{self, Strategy};
+use super::pods;
+use super::replicaset::owned_pods;
+use super::{Controllers, Key, Kind, meta};
+
+const HASH_LABEL: &str = "rollouts-pod-template-hash";
+
+pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
+    let rollout = ctl.get(key)?;
+    if meta::is_terminating(&rollout) {
+        return None;
+    }
+    let spec = &rollout["spec"];
+    let desired = spec["replicas"].as_i64().unwrap_or(1).max(0);
+    let canary = &spec["strategy"]["canary"];
+    let strategy = Strategy {
+        hash_label: HASH_LABEL,
+        desired,
+        max_surge: meta::int_or_percent(&canary["maxSurge"], desired, "25%", true),
+        max_unavailable: meta::int_or_percent(&canary["maxUnavailable"], desired, "25%", false),
+        recreate: false,
+        paused: spec["paused"] == true,
+        revision_history_limit: spec["revisionHistoryLimit"].as_u64().unwrap_or(10) as usize,
+    };
+    let sets = deployment::reconcile_replica_sets(ctl, &rollout, &strategy);
+    let rolled_out = sets.old.iter().all(|rs| rs.target == 0 && rs.pods == 0);
+
+    let mut requeue = None;
+    let mut restarted_at = rollout["status"]["restartedAt"].clone();
+    let mut restart_pending = false;
+    let restart_at_text = spec["restartAt"].as_str().unwrap_or_default();
+    if let (Some(restart_at), Some(current)) = (meta::parse_time(restart_at_text), &sets.current)
+        && rolled_out
+        && !strategy.paused
+        && restarted_at.as_str() != Some(restart_at_text)
+    {
+        let now = Utc::now();
+        if restart_at > now {
+            restart_pending = true;
+            requeue = (restart_at - now)
+                .to_std()
+                .ok()
+                .map(|d| d + Duration::from_millis(50));
+        } else {
+            let mut running = owned_pods(ctl, &current.obj);
+            running.sort_by_key(|p| (meta::created_at(p), meta::name(p).to_string()));
+            let stale: Vec<&Value> = running
+                .iter()
+                .filter(|p| meta::created_at(p).is_none_or(|t| t < restart_at))
+                .collect();
+            if stale.is_empty() {
+                if running.len() as i64 == desired {
+                    restarted_at = json!(restart_at_text);
+                } else {
+                    restart_pending = true;
+                }
+            } else {
+                restart_pending = true;
+                let all_ready =
+                    running.len() as i64 == desired && running.iter().all(pods::is_ready);
+                if all_ready {
+                    ctl.delete(&Key::of(Kind::Pod, stale[0]));
+                }
+            }
+        }
+    }
+
+    let replicas = sets.sum(|rs| rs.pods);
+    let updated = sets.current.as_ref().map_or(0, |rs| rs.pods);
+    let ready = sets.sum(|rs| rs.ready);
+    let available = sets.sum(|rs| rs.available);
+    let hash = sets
+        .current
+        .as_ref()
+        .and_then(|rs| meta::label(&rs.obj, HASH_LABEL))
+        .map(str::to_string);
+    let complete = rolled_out && updated == desired && available == desired && replicas == desired;
+    let (phase, message) = if strategy.paused {
+        ("Paused", "manually paused")
+    } else if complete && !restart_pending {
+        ("Healthy", "")
+    } else {
+        ("Progressing", "more replicas need to be updated")
+    };
+    let counts = [
+        ("replicas", replicas),
+        ("updatedReplicas", updated),
+        ("readyReplicas", ready),
+        ("availableReplicas", available),
+        ("HPAReplicas", replicas),
+    ];
+    let generation = meta::generation(&rollout).to_string();
+    ctl.modify(key, |obj| {
+        let status = &mut obj["status"];
+        super::replicaset::set_counts(status, &counts);
+        // Argo reports the observed generation as a string.
+        status["observedGeneration"] = json!(generation);
+        status["phase"] = json!(phase);
+        status["message"] = json!(message);
+        if !restarted_at.is_null() {
+            status["restartedAt"] = restarted_at.clone();
+        }
+        if let Some(hash) = &hash {
+            status["currentPodHash"] = json!(hash);
+            if complete {
+                status["stableRS"] = json!(hash);
+            }
+        }
+    });
+    requeue
+}
