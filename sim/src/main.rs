@@ -1,1 +1,172 @@
-fn main() {}
+//! `kube-sim`: serve a simulated cluster, or generate a large snapshot.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use kube_sim::{Error, SimConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "kube-sim",
+    version,
+    about = "A simulated Kubernetes API server with controllers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API with the state of a snapshot until SIGTERM or SIGINT.
+    Serve(Box<ServeArgs>),
+    /// Print a realistic large cluster snapshot (`kind: List`) as JSON.
+    Generate {
+        /// About how many pods.
+        #[arg(long)]
+        pods: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The initial state: a `kind: List` (JSON or YAML).
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Where to write the kubeconfig for clients.
+    #[arg(long)]
+    kubeconfig_out: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:0")]
+    addr: std::net::SocketAddr,
+    /// Serve plain HTTP instead of HTTPS.
+    #[arg(long)]
+    plain_http: bool,
+    /// Append `METHOD PATH?QUERY STATUS` per request to this file.
+    #[arg(long)]
+    request_log: Option<PathBuf>,
+    /// Inject this proxy image instead of the injector ConfigMap's.
+    #[arg(long)]
+    proxy_image: Option<String>,
+    /// Delay every request by this many milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Fail each request with this probability (0..1), reproducibly from --seed.
+    #[arg(long)]
+    chaos: Option<f64>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Authorize requests against the Roles and bindings of this rendered YAML.
+    #[arg(long, requires = "user")]
+    rbac: Option<PathBuf>,
+    /// The user the kubeconfig's current context acts as (with --rbac).
+    #[arg(long = "as", id = "user")]
+    user: Option<String>,
+    /// Milliseconds a new pod takes from Pending to Ready.
+    #[arg(long)]
+    pod_start_ms: Option<u64>,
+    /// How many changes are kept for watch resumption and continue tokens.
+    #[arg(long)]
+    history: Option<usize>,
+}
+
+fn read_state(path: &PathBuf) -> Result<serde_json::Value, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+    match serde_json::from_str(&text) {
+        Ok(state) => Ok(state),
+        Err(json_error) => serde_saphyr::from_str(&text).map_err(|_| Error::Json {
+            context: format!("cannot parse {}", path.display()),
+            source: json_error,
+        }),
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), Error> {
+    let defaults = SimConfig::default();
+    let rbac = match (&args.rbac, &args.user) {
+        (Some(path), Some(user)) => {
+            let yaml = std::fs::read_to_string(path)
+                .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+            Some((yaml, user.clone()))
+        }
+        _ => None,
+    };
+    let cfg = SimConfig {
+        state: match &args.state {
+            Some(path) => read_state(path)?,
+            None => defaults.state.clone(),
+        },
+        addr: args.addr,
+        plain_http: args.plain_http,
+        proxy_image: args.proxy_image,
+        latency: Duration::from_millis(args.latency_ms),
+        chaos: args.chaos.map(|rate| (rate, args.seed)),
+        rbac,
+        pod_start: args
+            .pod_start_ms
+            .map_or(defaults.pod_start, Duration::from_millis),
+        request_log: args.request_log,
+        history_limit: args.history.unwrap_or(defaults.history_limit),
+        ..defaults
+    };
+    let sim = kube_sim::start(cfg).await?;
+    sim.write_kubeconfig(&args.kubeconfig_out)?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "ready {}", sim.url());
+        let _ = stdout.flush();
+    }
+    wait_for_signal().await;
+    sim.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KUBE_SIM_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Generate { pods, seed } => {
+            let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            kube_sim::generate::generate_to(&mut stdout, pods, seed)
+                .and_then(|()| stdout.flush())
+                .map_err(|e| Error::io("cannot write the snapshot", e))
+        }
+        Command::Serve(args) => match tokio::runtime::Runtime::new() {
+            Ok(runtime) => runtime.block_on(serve(*args)),
+            Err(e) => Err(Error::io("cannot start the runtime", e)),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kube-sim: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! What the API server does to an object before storing it from a request: defaulting of the
+//! fields the controllers rely on, the status a new object starts with, and validation (422).
+
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::selector::LabelSelector;
+use crate::store::ResourceType;
+
+/// Resources whose status is written only through the `status` subresource and starts empty.
+fn has_status_subresource(r: &ResourceType) -> bool {
+    !matches!(
+        r.kind,
+        "ConfigMap"
+            | "Secret"
+            | "ServiceAccount"
+            | "Event"
+            | "ControllerRevision"
+            | "Role"
+            | "ClusterRole"
+            | "RoleBinding"
+            | "ClusterRoleBinding"
+    )
+}
+
+/// Sets the status a newly created object starts with.
+pub fn initial_status(r: &ResourceType, obj: &mut Value) {
+    if !has_status_subresource(r) {
+        return;
+    }
+    obj["status"] = match r.kind {
+        "Pod" => json!({"phase": "Pending", "qosClass": "BestEffort"}),
+        "Namespace" => json!({"phase": "Active"}),
+        _ => json!({}),
+    };
+}
+
+fn set_default(obj: &mut Value, path: &[&str], value: Value) {
+    let mut target = obj;
+    for part in &path[..path.len() - 1] {
+        if !target[*part].is_object() {
+            target[*part] = json!({});
+        }
+        target = &mut target[*part];
+    }
+    let last = path[path.len() - 1];
+    if target.get(last).is_none_or(Value::is_null) {
+        target[last] = value;
+    }
+}
+
+fn default_pod_spec(spec: &mut Value) {
+    set_default(spec, &["restartPolicy"], json!("Always"));
+    set_default(spec, &["terminationGracePeriodSeconds"], json!(30));
+    set_default(spec, &["dnsPolicy"], json!("ClusterFirst"));
+    set_default(spec, &["schedulerName"], json!("default-scheduler"));
+    set_default(spec, &["securityContext"], json!({}));
+    for list in ["containers", "initContainers"] {
+        for c in spec[list].as_array_mut().into_iter().flatten() {
+            set_default(c, &["imagePullPolicy"], json!("IfNotPresent"));
+            set_default(
+                c,
+                &["terminationMessagePath"],
+                json!("/dev/termination-log"),
+            );
+            set_default(c, &["terminationMessagePolicy"], json!("File"));
+            set_default(c, &["resources"], json!({}));
+        }
+    }
+}
+
+/// Fills in the defaults a real API server writes (those the controllers and clients read).
+pub fn apply_defaults(r: &ResourceType, obj: &mut Value) {
+    match (r.group, r.kind) {
+        ("", "Pod") => default_pod_spec(&mut obj["spec"]),
+        ("apps", "Deployment") => {
+            set_default(obj, &["spec", "replicas"], json!(1));
+            set_default(obj, &["spec", "revisionHistoryLimit"], json!(10));
+            set_default(obj, &["spec", "progressDeadlineSeconds"], json!(600));
+            set_default(
+                obj,
+                &["spec", "strategy"],
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
+            );
+        }
+        ("apps", "StatefulSet") => {
+            set_default(obj, &["spec", "replicas"], json!(1));
+            set_default(obj, &["spec", "podManagementPolicy"], json!("OrderedReady"));
+            set_default(obj, &["spec", "revisionHistoryLimit"], json!(10));
+            set_default(
+                obj,
+                &["spec", "updateStrategy"],
+                json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+            );
+        }
+        ("apps", "DaemonSet") => {
+            set_default(obj, &["spec", "revisionHistoryLimit"], json!(10));
+            set_default(
+                obj,
+                &["spec", "updateStrategy"],
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+            );
+        }
+        ("apps", "ReplicaSet") | ("", "ReplicationController") => {
+            set_default(obj, &["spec", "replicas"], json!(1));
+        }
+        _ => {}
+    }
+    if obj["spec"]["template"]["spec"].is_object() {
+        default_pod_spec(&mut obj["spec"]["template"]["spec"]);
+    }
+}
+
+fn validate_pod_spec(
+    r: &ResourceType,
+    name: &str,
+    spec: &Value,
+    field: &str,
+) -> Result<(), ApiError> {
+    let containers = spec["containers"]
+        .as_array()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| {
+            ApiError::invalid(r, name, &format!("{field}.containers"), "Required value")
+        })?;
+    for (i, c) in containers.iter().enumerate() {
+        if c["name"].as_str().is_none_or(str::is_empty) {
+            return Err(ApiError::invalid(
+                r,
+                name,
+                &format!("{field}.containers[{i}].name"),
+                "Required value",
+            ));
+        }
+        if c["image"].as_str().is_none_or(str::is_empty) {
+            return Err(ApiError::invalid(
+                r,
+                name,
+                &format!("{field}.containers[{i}].image"),
+                "Required value",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Rejects objects a real server would reject for the fields this simulation relies on.
+pub fn validate(r: &ResourceType, obj: &Value) -> Result<(), ApiError> {
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    if !name.is_empty() && !is_dns_subdomain(name) && r.kind != "Event" {
+        return Err(ApiError::invalid(
+            r,
+            name,
+            "metadata.name",
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'",
+        ));
+    }
+    match r.kind {
+        "Pod" => validate_pod_spec(r, name, &obj["spec"], "spec")?,
+        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Rollout" => {
+            validate_pod_spec(
+                r,
+                name,
+                &obj["spec"]["template"]["spec"],
+                "spec.template.spec",
+            )?;
+            let selector = LabelSelector::from_spec(obj["spec"].get("selector"))
+                .ok_or_else(|| ApiError::invalid(r, name, "spec.selector", "Required value"))?;
+            if selector.is_empty() {
+                return Err(ApiError::invalid(
+                    r,
+                    name,
+                    "spec.selector",
+                    "empty selector is invalid for deployment",
+                ));
+            }
+            if !selector.matches_labels(obj["spec"]["template"]["metadata"].get("labels")) {
+                return Err(ApiError::invalid(
+                    r,
+                    name,
+                    "spec.template.metadata.labels",
+                    "`selector` does not match template `labels`",
+                ));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn is_dns_subdomain(name: &str) -> bool {
+    name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+}

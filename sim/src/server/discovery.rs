@@ -1,0 +1,145 @@
+//! Discovery documents, in the plain (non-aggregated) form every client understands.
+
+use serde_json::{Value, json};
+
+use crate::store::{RESOURCES, ResourceType};
+
+const VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+fn short_names(r: &ResourceType) -> &'static [&'static str] {
+    match r.plural {
+        "pods" => &["po"],
+        "namespaces" => &["ns"],
+        "nodes" => &["no"],
+        "configmaps" => &["cm"],
+        "services" => &["svc"],
+        "serviceaccounts" => &["sa"],
+        "events" if r.group.is_empty() => &["ev"],
+        "replicationcontrollers" => &["rc"],
+        "deployments" => &["deploy"],
+        "replicasets" => &["rs"],
+        "statefulsets" => &["sts"],
+        "daemonsets" => &["ds"],
+        "cronjobs" => &["cj"],
+        "poddisruptionbudgets" => &["pdb"],
+        "rollouts" => &["ro"],
+        _ => &[],
+    }
+}
+
+fn in_category_all(r: &ResourceType) -> bool {
+    matches!(
+        r.plural,
+        "pods"
+            | "services"
+            | "replicationcontrollers"
+            | "deployments"
+            | "replicasets"
+            | "statefulsets"
+            | "daemonsets"
+            | "jobs"
+            | "cronjobs"
+            | "rollouts"
+    )
+}
+
+pub fn version() -> Value {
+    json!({
+        "major": "1", "minor": "33", "gitVersion": "v1.33.0-kube-sim",
+        "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
+        "buildDate": "2025-04-23T00:00:00Z", "goVersion": "go1.24.2", "compiler": "gc",
+        "platform": "linux/amd64"
+    })
+}
+
+pub fn core_versions(server_address: &str) -> Value {
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}],
+    })
+}
+
+/// The API groups other than core, in the order of [`RESOURCES`].
+fn groups() -> Vec<(&'static str, &'static str)> {
+    let mut groups: Vec<(&str, &str)> = Vec::new();
+    for r in RESOURCES.iter().filter(|r| !r.group.is_empty()) {
+        if !groups.contains(&(r.group, r.version)) {
+            groups.push((r.group, r.version));
+        }
+    }
+    groups
+}
+
+fn group_json(group: &str, version: &str) -> Value {
+    let gv = json!({"groupVersion": format!("{group}/{version}"), "version": version});
+    json!({"name": group, "versions": [gv.clone()], "preferredVersion": gv})
+}
+
+pub fn group_list() -> Value {
+    let groups: Vec<Value> = groups()
+        .into_iter()
+        .map(|(g, v)| group_json(g, v))
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+pub fn group(name: &str) -> Option<Value> {
+    let (g, v) = groups().into_iter().find(|(g, _)| *g == name)?;
+    let mut doc = group_json(g, v);
+    doc["kind"] = json!("APIGroup");
+    doc["apiVersion"] = json!("v1");
+    Some(doc)
+}
+
+/// The `APIResourceList` of one group version, or `None` when it is not served.
+pub fn resource_list(group: &str, version: &str) -> Option<Value> {
+    let served: Vec<&ResourceType> = RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+        .collect();
+    if served.is_empty() {
+        return None;
+    }
+    let mut resources = Vec::new();
+    for r in served {
+        let mut entry = json!({
+            "name": r.plural,
+            "singularName": r.kind.to_lowercase(),
+            "namespaced": r.namespaced,
+            "kind": r.kind,
+            "verbs": VERBS,
+        });
+        if !short_names(r).is_empty() {
+            entry["shortNames"] = json!(short_names(r));
+        }
+        if in_category_all(r) {
+            entry["categories"] = json!(["all"]);
+        }
+        resources.push(entry);
+        let status_verbs = json!(["get", "patch", "update"]);
+        resources.push(json!({"name": format!("{}/status", r.plural), "singularName": "", "namespaced": r.namespaced,
+                              "kind": r.kind, "verbs": status_verbs}));
+        if r.plural == "pods" && r.group.is_empty() {
+            resources.push(json!({"name": "pods/eviction", "singularName": "", "namespaced": true,
+                                  "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"]}));
+        }
+    }
+    let group_version = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}),
+    )
+}
