@@ -3,16 +3,19 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
 
-use crate::controlplane::{self, ControlPlane};
-use crate::inventory::{InventoryBuilder, snapshot};
-use crate::plan::{self, PlanOptions};
-use crate::report::{Format, Mode, Report};
-use crate::{Error, Result, exit};
+use crate::controlplane::{self, ControlPlane, Gate};
+use crate::execute::{self, Board, Progress as WorkState};
+use crate::inventory::live::{self, Scope};
+use crate::inventory::{Inventory, InventoryBuilder, snapshot};
+use crate::plan::{self, Plan, PlanOptions, runbook};
+use crate::report::{Format, Mode, Report, Status};
+use crate::{Error, Result, cluster, exit, sinks};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,8 +33,35 @@ pub struct Cli {
 pub enum Command {
     /// A dry run: classify every proxy and print the plan. Never writes to the cluster.
     Plan(Box<PlanArgs>),
+    /// Restart the workloads whose proxy is stale, wait for them, and report: what the Job runs.
+    Run(Box<Options>),
     /// Render a saved report (`--report-file`) as a table, markdown or JSON.
     Report(ReportArgs),
+    /// Print the cluster's state as the `kind: List` that `plan --snapshot` reads (managedFields
+    /// stripped, no Secrets), so that someone without access can plan.
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    #[arg(long, env = "ISTIO_PROXY_RESET_KUBECONFIG", value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    #[arg(long, env = "ISTIO_PROXY_RESET_CONTEXT")]
+    pub context: Option<String>,
+    #[arg(
+        long,
+        env = "ISTIO_PROXY_RESET_ISTIO_NAMESPACE",
+        default_value = "istio-system"
+    )]
+    pub istio_namespace: String,
+    /// Only these namespaces (repeatable); the Istio namespace's control plane is always included.
+    #[arg(
+        long = "namespace",
+        env = "ISTIO_PROXY_RESET_NAMESPACE",
+        value_delimiter = ',',
+        value_name = "NAMESPACE"
+    )]
+    pub namespaces: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +170,13 @@ impl Options {
         }
     }
 
+    fn scope(&self) -> Scope {
+        Scope {
+            namespaces: self.namespaces.clone(),
+            istio_namespace: self.istio_namespace.clone(),
+        }
+    }
+
     fn plan_options(&self) -> PlanOptions {
         PlanOptions {
             exclude_namespaces: self.exclude_namespaces.clone(),
@@ -158,8 +195,19 @@ impl Options {
 /// Runs a parsed command line; the process's exit code.
 pub fn main(cli: Cli) -> i32 {
     let outcome = match cli.command {
-        Command::Plan(args) => plan_command(*args),
+        Command::Plan(args) if args.snapshot.is_some() => plan_command(*args, None),
+        Command::Plan(args) => with_runtime(async move {
+            let client = cluster::client(
+                args.options.kubeconfig.as_deref(),
+                args.options.context.as_deref(),
+            )
+            .await?;
+            let inventory = live::read(&client, &args.options.scope()).await?;
+            plan_command(*args, Some(inventory))
+        }),
+        Command::Run(options) => with_runtime(run_command(*options)),
         Command::Report(args) => report_command(args),
+        Command::Snapshot(args) => with_runtime(snapshot_command(args)),
     };
     match outcome {
         Ok(code) => code,
@@ -170,7 +218,28 @@ pub fn main(cli: Cli) -> i32 {
     }
 }
 
-fn plan_command(args: PlanArgs) -> Result<i32> {
+fn with_runtime(work: impl std::future::Future<Output = Result<i32>>) -> Result<i32> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            path: "the async runtime".into(),
+            source,
+        })?;
+    runtime.block_on(work)
+}
+
+/// Control plane, gate and plan: the pure half of every command.
+fn decide(inventory: &Inventory, options: &Options) -> Result<(ControlPlane, Gate, Plan)> {
+    tracing::debug!(ignored = ?inventory.ignored_kinds, "kinds the plan does not use");
+    let control_plane = ControlPlane::resolve(inventory, &options.control_plane_options())?;
+    let gate = control_plane.gate();
+    let plan = plan::plan(inventory, &control_plane, &options.plan_options());
+    Ok((control_plane, gate, plan))
+}
+
+fn plan_command(args: PlanArgs, live_inventory: Option<Inventory>) -> Result<i32> {
     let started = Utc::now();
     let options = &args.options;
     if options.report_configmap.is_some() {
@@ -179,23 +248,20 @@ fn plan_command(args: PlanArgs) -> Result<i32> {
             problem: "`plan` never writes to the cluster; use --report-file, or `run`".into(),
         });
     }
-    let Some(path) = &args.snapshot else {
-        return Err(Error::Usage {
-            option: "--snapshot".into(),
-            problem: "planning against a live cluster is not available in this build; give --snapshot FILE".into(),
-        });
+    let inventory = match (live_inventory, &args.snapshot) {
+        (Some(inventory), _) => inventory,
+        (None, Some(path)) => {
+            snapshot::read_file(path, InventoryBuilder::with_scope(&options.namespaces))?
+        }
+        (None, None) => unreachable!("a live plan lists the cluster first"),
     };
-    let inventory = snapshot::read_file(path, InventoryBuilder::with_scope(&options.namespaces))?;
-    tracing::debug!(ignored = ?inventory.ignored_kinds, "kinds in the snapshot the plan does not use");
-    let control_plane = ControlPlane::resolve(&inventory, &options.control_plane_options())?;
-    let gate = control_plane.gate();
+    let (control_plane, gate, plan) = decide(&inventory, options)?;
     if !gate.passed {
         tracing::warn!(
             problems = ?gate.problems,
             "the control-plane gate fails: `run` would restart nothing (exit 2)"
         );
     }
-    let plan = plan::plan(&inventory, &control_plane, &options.plan_options());
     let mut report = Report::from_plan(Mode::Plan, started, &plan, &control_plane, &gate);
     report.finished_at = Utc::now();
     emit(&report, options)?;
@@ -211,6 +277,146 @@ fn plan_command(args: PlanArgs) -> Result<i32> {
     } else {
         exit::DONE
     })
+}
+
+async fn run_command(options: Options) -> Result<i32> {
+    let started = Utc::now();
+    if let Some(target) = &options.report_configmap {
+        sinks::configmap_target(target)?;
+    }
+    let client = cluster::client(options.kubeconfig.as_deref(), options.context.as_deref()).await?;
+    let inventory = live::read(&client, &options.scope()).await?;
+    let (control_plane, gate, plan) = decide(&inventory, &options)?;
+    drop(inventory);
+    let mut report = Report::from_plan(Mode::Run, started, &plan, &control_plane, &gate);
+
+    let mut code = if !gate.passed {
+        tracing::error!(problems = ?gate.problems, "the control-plane gate failed: nothing is restarted");
+        for workload in report
+            .workloads
+            .iter_mut()
+            .filter(|w| w.action.is_automatic())
+        {
+            workload.status = Status::Skipped;
+            workload.reason = Some("not run: the control-plane gate failed".into());
+            workload.runbook = Some(runbook::GATE_FAILED.into());
+        }
+        exit::GATE
+    } else {
+        let settings = execute::Settings {
+            concurrency: usize::from(options.concurrency),
+            rollout_timeout: options.rollout_timeout,
+            no_wait: options.no_wait,
+        };
+        let board: Board = Arc::new(Mutex::new(vec![WorkState::Waiting; plan.workloads.len()]));
+        let automatic = plan
+            .workloads
+            .iter()
+            .filter(|w| w.action.is_automatic())
+            .count();
+        tracing::info!(
+            workloads = automatic,
+            manual = report.summary.manual,
+            "restarting"
+        );
+        let progress = sinks::Progress::new(automatic);
+        let interrupted = tokio::select! {
+            () = execute::execute(&client, &plan, &control_plane, &settings, &board, &progress) => false,
+            () = shutdown_signal() => true,
+        };
+        progress.finish();
+        apply_board(&mut report, &board, interrupted);
+        if interrupted || report.summary.failed > 0 {
+            exit::FAILED
+        } else {
+            exit::DONE
+        }
+    };
+    if code == exit::DONE && options.fail_on_manual && report.summary.manual > 0 {
+        code = exit::FAILED;
+    }
+    report.finished_at = Utc::now();
+
+    // Whatever happened, the report goes everywhere it can.
+    sinks::record_events(&client, &report, &plan.workloads).await;
+    if let Some(target) = &options.report_configmap
+        && let Err(error) = sinks::write_configmap(&client, target, &report).await
+    {
+        tracing::error!("{error}");
+        code = code.max(exit::ERROR);
+    }
+    emit(&report, &options)?;
+    sinks::write_termination_log(&report, code);
+    tracing::info!(
+        restarted = report.summary.restarted,
+        failed = report.summary.failed,
+        manual = report.summary.manual,
+        exit_code = code,
+        "run finished"
+    );
+    Ok(code)
+}
+
+/// Copies each workload's outcome into the report; an interrupted run says what it left.
+fn apply_board(report: &mut Report, board: &Board, interrupted: bool) {
+    let board = board.lock().expect("board");
+    for (entry, state) in report.workloads.iter_mut().zip(board.iter()) {
+        if !entry.action.is_automatic() {
+            continue;
+        }
+        match state {
+            WorkState::Done(outcome) => {
+                entry.status = outcome.status;
+                entry.reason = outcome.reason.clone();
+                entry.runbook = outcome.runbook.map(str::to_string);
+            }
+            WorkState::InFlight => {
+                entry.status = Status::Failed;
+                entry.reason = Some(
+                    "the run was stopped while this workload was in progress; a re-run waits for its rollout".into(),
+                );
+                entry.runbook = Some(runbook::ROLLOUT_FAILED.into());
+            }
+            WorkState::Waiting if interrupted => {
+                entry.status = Status::Skipped;
+                entry.reason = Some("the run was stopped before this workload".into());
+            }
+            WorkState::Waiting => {}
+        }
+    }
+    report.recount();
+}
+
+/// SIGTERM (the Job's deadline, a deleted pod) or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = tokio::signal::ctrl_c() => {},
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn snapshot_command(args: SnapshotArgs) -> Result<i32> {
+    let client = cluster::client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+    let scope = Scope {
+        namespaces: args.namespaces.clone(),
+        istio_namespace: args.istio_namespace.clone(),
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let count = live::write_snapshot(&client, &scope, &mut out).await?;
+    out.flush().map_err(|source| Error::Io {
+        path: "stdout".into(),
+        source,
+    })?;
+    tracing::info!(objects = count, "snapshot written");
+    Ok(exit::DONE)
 }
 
 fn report_command(args: ReportArgs) -> Result<i32> {

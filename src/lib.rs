@@ -7,11 +7,14 @@
 
 pub mod classify;
 pub mod cli;
+pub mod cluster;
 pub mod controlplane;
+pub mod execute;
 pub mod image;
 pub mod inventory;
 pub mod plan;
 pub mod report;
+pub mod sinks;
 pub mod telemetry;
 
 /// Exit codes (DESIGN §4).
@@ -54,6 +57,16 @@ pub enum Error {
     )]
     NoControlPlane { namespace: String },
 
+    #[error("kubeconfig: {problem}")]
+    Kubeconfig { problem: String },
+
+    #[error("{action}: {}", describe_kube_error(.source))]
+    Kube {
+        action: String,
+        #[source]
+        source: kube::Error,
+    },
+
     #[error("report {path}: {problem}")]
     InvalidReport { path: String, problem: String },
 
@@ -68,3 +81,21 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An API error as a person wants to read it: the code, the reason and the server's message.
+pub(crate) fn describe_kube_error(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => {
+            let hint = match status.code {
+                401 => " (the credentials were refused)",
+                403 => " (the service account lacks a permission: see job/ for the RBAC it needs)",
+                _ => "",
+            };
+            format!(
+                "{} {}: {}{hint}",
+                status.code, status.reason, status.message
+            )
+        }
+        other => other.to_string(),
+    }
+}

@@ -77,6 +77,12 @@ impl Phase {
     }
 }
 
+/// Recorded on a workload by the restart itself: the version it was restarted for. A re-run
+/// that finds it waits for that rollout instead of restarting again.
+pub const TARGET_ANNOTATION: &str = "istio-proxy-reset.kyma-project.io/target-version";
+/// When the restart was made.
+pub const RESTARTED_AT_ANNOTATION: &str = "istio-proxy-reset.kyma-project.io/restarted-at";
+
 /// Namespaces whose workloads belong to the `kyma` phase.
 pub const KYMA_NAMESPACES: [&str; 2] = ["kyma-system", "istio-system"];
 
@@ -266,9 +272,16 @@ pub fn plan(inventory: &Inventory, control_plane: &ControlPlane, options: &PlanO
             Phase::Customer
         };
 
+        // A rollout this tool started for the same target is still under way: its old pods
+        // may all be leaving or not Ready by now, and it is waited for, not left to a person.
+        let restart_recorded = record.is_some_and(|r| {
+            r.annotations
+                .iter()
+                .any(|(k, v)| k == TARGET_ANNOTATION && *v == group.target)
+        });
         let decided = match group.manual_reason {
             Some(manual) => Err(manual),
-            None if !verdicts.contains(&Verdict::Outdated) => {
+            None if !verdicts.contains(&Verdict::Outdated) && !restart_recorded => {
                 Err((not_running_reason(&verdicts), runbook::PODS_NOT_RUNNING))
             }
             None => automatic_action(&kind, &group.api_version, record, &namespace, &name),
@@ -755,6 +768,37 @@ mod tests {
                 .contains("1 failed, 1 pending, 1 unknown")
         );
         assert_eq!(plan.drifted, 6);
+    }
+
+    #[test]
+    fn a_recorded_restart_is_waited_for_not_left_to_a_person() {
+        let recorded = json!({"metadata": {"annotations": {TARGET_ANNOTATION: "1.24.1"}}});
+        let other = json!({"metadata": {"annotations": {TARGET_ANNOTATION: "1.23.2"}}});
+        let plan = Cluster::new()
+            .deployment("shop", "rolling", recorded)
+            .pod(
+                "shop",
+                "rolling-1",
+                Some(("ReplicaSet", "rolling-rs")),
+                OLD,
+                "Running",
+                false,
+            )
+            .deployment("shop", "older", other)
+            .pod(
+                "shop",
+                "older-1",
+                Some(("ReplicaSet", "older-rs")),
+                OLD,
+                "Running",
+                false,
+            )
+            .plan(&PlanOptions::default());
+        assert_eq!(
+            find(&plan, "Deployment", "rolling").action,
+            Action::RolloutRestart
+        );
+        assert_eq!(find(&plan, "Deployment", "older").action, Action::Manual);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! [`Inventory`] by [`InventoryBuilder::add`]; nothing keeps the objects themselves. Pods without
 //! a proxy are only counted, so memory grows with proxies and workloads, not with pod bytes.
 
+pub mod live;
 pub mod model;
 pub mod snapshot;
 
@@ -137,6 +138,14 @@ pub struct InjectorConfigMap {
     pub name: String,
     pub revision: Option<String>,
     pub values: Option<String>,
+}
+
+/// How many pods an [`InventoryBuilder`] held at some point.
+#[derive(Debug, Clone, Copy)]
+pub struct PodsCheckpoint {
+    pods_total: usize,
+    proxy_pods: usize,
+    istiod_pods: usize,
 }
 
 /// Identifies an owner: `(kind, namespace, name)`. Group is not part of it: two kinds of the
@@ -347,6 +356,27 @@ impl InventoryBuilder {
                 .map(str::to_string),
         });
         Ok(())
+    }
+
+    /// Where the pods stand now, to [`rewind_pods`](Self::rewind_pods) to.
+    pub fn pods_checkpoint(&self) -> PodsCheckpoint {
+        PodsCheckpoint {
+            pods_total: self.inventory.pods_total,
+            proxy_pods: self.inventory.proxy_pods.len(),
+            istiod_pods: self.inventory.istiod_pods.len(),
+        }
+    }
+
+    /// Forgets the pods added since `checkpoint`, all of them in `namespace` (every namespace
+    /// when `None`): a list that restarts after its continue token expired lists them again.
+    pub fn rewind_pods(&mut self, checkpoint: PodsCheckpoint, namespace: Option<&str>) {
+        self.inventory.pods_total = checkpoint.pods_total;
+        self.inventory.proxy_pods.truncate(checkpoint.proxy_pods);
+        self.inventory.istiod_pods.truncate(checkpoint.istiod_pods);
+        match namespace {
+            Some(ns) => self.seen_pods.retain(|(pod_ns, _)| pod_ns.as_ref() != ns),
+            None => self.seen_pods.clear(),
+        }
     }
 
     pub fn finish(self) -> Inventory {

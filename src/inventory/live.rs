@@ -1,0 +1,324 @@
+//! The inventory of a live cluster: a constant number of paginated lists, whatever the number
+//! of pods (DESIGN §6). Pods are folded into the inventory page by page; nothing keeps a page.
+
+use kube::Client;
+
+use super::model::{Body, Object};
+use super::{Inventory, InventoryBuilder};
+use crate::Result;
+use crate::cluster::list_pages;
+
+/// A resource the inventory lists.
+#[derive(Debug, Clone, Copy)]
+pub struct Listed {
+    pub kind: &'static str,
+    pub api_version: &'static str,
+    pub plural: &'static str,
+    pub namespaced: bool,
+}
+
+impl Listed {
+    /// `/api/v1/pods`, or `/apis/apps/v1/namespaces/shop/deployments` within a namespace.
+    pub fn path(&self, namespace: Option<&str>) -> String {
+        let base = if self.api_version.contains('/') {
+            format!("/apis/{}", self.api_version)
+        } else {
+            format!("/api/{}", self.api_version)
+        };
+        match namespace {
+            Some(ns) if self.namespaced => format!("{base}/namespaces/{ns}/{}", self.plural),
+            _ => format!("{base}/{}", self.plural),
+        }
+    }
+}
+
+const fn listed(kind: &'static str, api_version: &'static str, plural: &'static str) -> Listed {
+    Listed {
+        kind,
+        api_version,
+        plural,
+        namespaced: true,
+    }
+}
+
+pub const NAMESPACES: Listed = Listed {
+    kind: "Namespace",
+    api_version: "v1",
+    plural: "namespaces",
+    namespaced: false,
+};
+pub const PODS: Listed = listed("Pod", "v1", "pods");
+pub const CONFIGMAPS: Listed = listed("ConfigMap", "v1", "configmaps");
+pub const ROLLOUTS: Listed = listed("Rollout", "argoproj.io/v1alpha1", "rollouts");
+pub const DEPLOYMENTS: Listed = listed("Deployment", "apps/v1", "deployments");
+/// The owners the inventory always lists.
+pub const WORKLOADS: [Listed; 7] = [
+    listed("ReplicaSet", "apps/v1", "replicasets"),
+    DEPLOYMENTS,
+    listed("StatefulSet", "apps/v1", "statefulsets"),
+    listed("DaemonSet", "apps/v1", "daemonsets"),
+    listed("ReplicationController", "v1", "replicationcontrollers"),
+    listed("Job", "batch/v1", "jobs"),
+    listed("CronJob", "batch/v1", "cronjobs"),
+];
+
+/// Where to look: every namespace, or only some (`--namespace`). The Istio namespace's istiod
+/// and injector are always read.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub namespaces: Vec<String>,
+    pub istio_namespace: String,
+}
+
+impl Scope {
+    /// `None` lists cluster-wide; else one list per namespace.
+    fn namespaces(&self) -> Vec<Option<&str>> {
+        if self.namespaces.is_empty() {
+            vec![None]
+        } else {
+            self.namespaces.iter().map(|n| Some(n.as_str())).collect()
+        }
+    }
+
+    fn covers_istio(&self) -> bool {
+        self.namespaces.is_empty() || self.namespaces.contains(&self.istio_namespace)
+    }
+}
+
+/// Reads the cluster's inventory.
+pub async fn read(client: &Client, scope: &Scope) -> Result<Inventory> {
+    let mut builder = InventoryBuilder::with_scope(&scope.namespaces);
+
+    // Owners and namespaces are few; they are listed first so that Rollouts are listed only
+    // when a ReplicaSet names one.
+    let mut owners: Vec<Object> = Vec::new();
+    collect(client, &NAMESPACES, None, None, &mut owners).await?;
+    for resource in &WORKLOADS {
+        for namespace in scope.namespaces() {
+            collect(client, resource, namespace, None, &mut owners).await?;
+        }
+    }
+    if !scope.covers_istio() {
+        // istiod's Deployment, for the control plane.
+        collect(
+            client,
+            &DEPLOYMENTS,
+            Some(&scope.istio_namespace),
+            Some("app=istiod"),
+            &mut owners,
+        )
+        .await?;
+    }
+    let names_rollout = owners.iter().any(|o| {
+        o.kind == "ReplicaSet"
+            && o.metadata
+                .controller()
+                .is_some_and(|c| c.kind == "Rollout" && c.api_version.starts_with("argoproj.io/"))
+    });
+    if names_rollout {
+        for namespace in scope.namespaces() {
+            match collect(client, &ROLLOUTS, namespace, None, &mut owners).await {
+                Ok(()) => {}
+                // Without the Rollout CRD the ReplicaSets' owner is simply not in the inventory.
+                Err(crate::Error::Kube { source, .. })
+                    if crate::cluster::status_code(&source) == Some(404) =>
+                {
+                    tracing::warn!(
+                        "a ReplicaSet names an Argo Rollout, but rollouts are not served"
+                    );
+                }
+                Err(other) => return Err(other),
+            }
+        }
+    }
+    collect(
+        client,
+        &CONFIGMAPS,
+        Some(&scope.istio_namespace),
+        None,
+        &mut owners,
+    )
+    .await?;
+    for object in owners {
+        add(&mut builder, object)?;
+    }
+
+    for namespace in scope.namespaces() {
+        read_pods(client, &mut builder, namespace, None).await?;
+    }
+    if !scope.covers_istio() {
+        read_pods(
+            client,
+            &mut builder,
+            Some(&scope.istio_namespace),
+            Some("app=istiod"),
+        )
+        .await?;
+    }
+    Ok(builder.finish())
+}
+
+fn add(builder: &mut InventoryBuilder, object: Object) -> Result<()> {
+    let origin = format!(
+        "{} {}/{}",
+        object.kind,
+        object.metadata.namespace.as_deref().unwrap_or(""),
+        object.metadata.name.as_deref().unwrap_or("?")
+    );
+    // Only the injector's ConfigMaps matter; the others are dropped without a look.
+    if let Body::ConfigMap { .. } = object.body
+        && !object
+            .metadata
+            .name
+            .as_deref()
+            .is_some_and(|n| n.starts_with("istio-sidecar-injector"))
+    {
+        return Ok(());
+    }
+    builder.add(object, &origin)
+}
+
+async fn collect(
+    client: &Client,
+    resource: &Listed,
+    namespace: Option<&str>,
+    label_selector: Option<&str>,
+    into: &mut Vec<Object>,
+) -> Result<()> {
+    let start = into.len();
+    let into = std::cell::RefCell::new(into);
+    list_pages(
+        client,
+        &resource.path(namespace),
+        resource.kind,
+        resource.api_version,
+        label_selector,
+        |items| {
+            into.borrow_mut().extend(items);
+            Ok(())
+        },
+        // A restarted list starts over: drop what the expired pass gave.
+        || into.borrow_mut().truncate(start),
+    )
+    .await
+}
+
+async fn read_pods(
+    client: &Client,
+    builder: &mut InventoryBuilder,
+    namespace: Option<&str>,
+    label_selector: Option<&str>,
+) -> Result<()> {
+    // Pods go into the inventory page by page; a restarted list starts them over.
+    let checkpoint = builder.pods_checkpoint();
+    let shared = std::cell::RefCell::new(builder);
+    list_pages(
+        client,
+        &PODS.path(namespace),
+        PODS.kind,
+        PODS.api_version,
+        label_selector,
+        |items| {
+            let mut builder = shared.borrow_mut();
+            for object in items {
+                add(&mut builder, object)?;
+            }
+            Ok(())
+        },
+        || shared.borrow_mut().rewind_pods(checkpoint, namespace),
+    )
+    .await
+}
+
+/// Writes the objects the inventory reads as one `kind: List` (what `plan --snapshot` reads),
+/// page by page: managedFields stripped, only the injector's ConfigMaps, never a Secret.
+/// Returns how many objects it wrote.
+pub async fn write_snapshot(
+    client: &Client,
+    scope: &Scope,
+    out: &mut impl std::io::Write,
+) -> Result<usize> {
+    let io = |source| crate::Error::Io {
+        path: "stdout".into(),
+        source,
+    };
+    out.write_all(b"{\"apiVersion\":\"v1\",\"kind\":\"List\",\"metadata\":{\"resourceVersion\":\"\"},\"items\":[")
+        .map_err(io)?;
+    let mut written = 0usize;
+    let mut lists: Vec<(Listed, Option<String>, Option<&str>)> = vec![(NAMESPACES, None, None)];
+    for resource in WORKLOADS.iter().chain([&ROLLOUTS, &PODS]) {
+        for namespace in scope.namespaces() {
+            lists.push((*resource, namespace.map(str::to_string), None));
+        }
+    }
+    if !scope.covers_istio() {
+        lists.push((
+            DEPLOYMENTS,
+            Some(scope.istio_namespace.clone()),
+            Some("app=istiod"),
+        ));
+        lists.push((
+            PODS,
+            Some(scope.istio_namespace.clone()),
+            Some("app=istiod"),
+        ));
+    }
+    lists.push((CONFIGMAPS, Some(scope.istio_namespace.clone()), None));
+
+    for (resource, namespace, selector) in lists {
+        // A list restarted after its continue token expired repeats items already written.
+        let mut seen = std::collections::HashSet::new();
+        let mut failure = None;
+        let result = crate::cluster::list_raw_pages(
+            client,
+            &resource.path(namespace.as_deref()),
+            selector,
+            |items| {
+                for mut item in items {
+                    let name = item["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    if resource.kind == "ConfigMap" && !name.starts_with("istio-sidecar-injector") {
+                        continue;
+                    }
+                    let ns = item["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    if !seen.insert((ns, name)) {
+                        continue;
+                    }
+                    item["kind"] = resource.kind.into();
+                    item["apiVersion"] = resource.api_version.into();
+                    if let Some(meta) = item["metadata"].as_object_mut() {
+                        meta.remove("managedFields");
+                    }
+                    let separator: &[u8] = if written == 0 { b"\n" } else { b",\n" };
+                    let line = serde_json::to_vec(&item)?;
+                    if let Err(error) = out.write_all(separator).and_then(|_| out.write_all(&line))
+                    {
+                        failure = Some(error);
+                        return Ok(());
+                    }
+                    written += 1;
+                }
+                Ok(())
+            },
+            || {},
+        )
+        .await;
+        if let Some(error) = failure {
+            return Err(io(error));
+        }
+        match result {
+            Ok(()) => {}
+            Err(crate::Error::Kube { source, .. })
+                if resource.kind == "Rollout"
+                    && crate::cluster::status_code(&source) == Some(404) => {}
+            Err(other) => return Err(other),
+        }
+    }
+    out.write_all(b"\n]}\n").map_err(io)?;
+    Ok(written)
+}

@@ -1,0 +1,318 @@
+//! Where a run's report goes besides stdout and the report file: a ConfigMap that outlives the
+//! Job's pod, Events on the workloads, and the Job's termination message (DESIGN §4).
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use chrono::Utc;
+use indicatif::{ProgressBar, ProgressStyle};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, EventSource, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use crate::cluster::{retry, status_code};
+use crate::execute::{Observer, Outcome, describe};
+use crate::plan::WorkloadPlan;
+use crate::report::{Format, Report, Status, WorkloadReport};
+use crate::{Error, Result};
+
+/// ConfigMaps hold at most 1 MiB; keep a margin for keys and metadata.
+pub const CONFIGMAP_BUDGET: usize = 1_000_000;
+pub const REPORT_KEY: &str = "report.json";
+pub const MARKDOWN_KEY: &str = "report.md";
+const TERMINATION_LOG: &str = "/dev/termination-log";
+const COMPONENT: &str = "istio-proxy-reset";
+
+/// Parses `NAMESPACE/NAME`.
+pub fn configmap_target(text: &str) -> Result<(String, String)> {
+    match text.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((ns.to_string(), name.to_string()))
+        }
+        _ => Err(Error::Usage {
+            option: "--report-configmap".into(),
+            problem: format!("{text:?} is not NAMESPACE/NAME"),
+        }),
+    }
+}
+
+/// The ConfigMap's data: the JSON report and its markdown, trimmed to fit. Pods are dropped from
+/// the end of the list (workloads, the summary and every failure stay), and a note says so.
+pub fn configmap_data(report: &Report) -> Result<BTreeMap<String, String>> {
+    let mut fitted = report.clone();
+    let total = report.pods.len();
+    loop {
+        let json = serde_json::to_string(&fitted)?;
+        let markdown = fitted.render(Format::Markdown)?;
+        if json.len() + markdown.len() <= CONFIGMAP_BUDGET {
+            return Ok(BTreeMap::from([
+                (REPORT_KEY.to_string(), json),
+                (MARKDOWN_KEY.to_string(), markdown),
+            ]));
+        }
+        if fitted.pods.is_empty() {
+            // Only the markdown is dropped before giving up on the workloads.
+            let json = serde_json::to_string(&fitted)?;
+            return Ok(BTreeMap::from([(REPORT_KEY.to_string(), json)]));
+        }
+        let keep = fitted.pods.len() * 3 / 4;
+        fitted.pods.truncate(keep);
+        fitted
+            .notes
+            .retain(|n| !n.starts_with("the pod list is trimmed"));
+        fitted.notes.push(format!(
+            "the pod list is trimmed to {keep} of {total} pods to fit the ConfigMap's 1 MiB; the full report is in --report-file and the Job's log"
+        ));
+    }
+}
+
+/// Creates or updates the report ConfigMap.
+pub async fn write_configmap(client: &Client, target: &str, report: &Report) -> Result<()> {
+    let (namespace, name) = configmap_target(target)?;
+    let data = configmap_data(report)?;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
+    let action = format!("writing the report to ConfigMap {namespace}/{name}");
+    let body = json!({
+        "metadata": {"labels": {"app.kubernetes.io/name": COMPONENT}},
+        "data": data,
+    });
+    let (params, patch) = (PatchParams::default(), Patch::Merge(&body));
+    let patched = retry(&action, || api.patch(&name, &params, &patch)).await;
+    match patched {
+        Ok(_) => Ok(()),
+        Err(error) if status_code(&error) == Some(404) => {
+            let configmap = ConfigMap {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    namespace: Some(namespace.clone()),
+                    labels: Some(BTreeMap::from([(
+                        "app.kubernetes.io/name".to_string(),
+                        COMPONENT.to_string(),
+                    )])),
+                    ..ObjectMeta::default()
+                },
+                data: Some(data),
+                ..ConfigMap::default()
+            };
+            let params = PostParams::default();
+            retry(&action, || api.create(&params, &configmap))
+                .await
+                .map(|_| ())
+                .map_err(|source| Error::Kube { action, source })
+        }
+        Err(source) => Err(Error::Kube { action, source }),
+    }
+}
+
+/// An Event on each workload restarted, failed or needing a person. Events are a courtesy:
+/// failing to write one is logged, never fatal.
+pub async fn record_events(client: &Client, report: &Report, workloads: &[WorkloadPlan]) {
+    for (plan, entry) in workloads.iter().zip(&report.workloads) {
+        let (type_, reason, message) = match entry.status {
+            Status::Restarted | Status::Completed => (
+                "Normal",
+                "ProxyRestarted",
+                format!(
+                    "istio-proxy-reset restarted the workload to renew its Istio proxy ({} → {})",
+                    entry.from_versions.join(", "),
+                    plan.target
+                ),
+            ),
+            Status::Failed => (
+                "Warning",
+                "ProxyRestartFailed",
+                format!(
+                    "istio-proxy-reset could not renew the Istio proxy: {}",
+                    entry.reason.as_deref().unwrap_or("unknown reason")
+                ),
+            ),
+            _ if entry.action == crate::plan::Action::Manual => (
+                "Warning",
+                "ProxyManualActionRequired",
+                format!(
+                    "the Istio proxy is stale and needs a person: {} (see {})",
+                    entry.reason.as_deref().unwrap_or(""),
+                    entry.runbook.as_deref().unwrap_or("runbooks/")
+                ),
+            ),
+            _ => continue,
+        };
+        if let Err(error) = create_event(client, plan, entry, type_, reason, &message).await {
+            tracing::warn!(workload = %describe(plan), %error, "could not record an Event");
+        }
+    }
+}
+
+async fn create_event(
+    client: &Client,
+    plan: &WorkloadPlan,
+    entry: &WorkloadReport,
+    type_: &str,
+    reason: &str,
+    message: &str,
+) -> Result<()> {
+    let now = Utc::now();
+    let event = Event {
+        metadata: ObjectMeta {
+            name: Some(format!(
+                "{}.{:x}",
+                entry.name.chars().take(200).collect::<String>(),
+                now.timestamp_nanos_opt().unwrap_or_default()
+            )),
+            namespace: Some(entry.namespace.clone()),
+            ..ObjectMeta::default()
+        },
+        involved_object: ObjectReference {
+            api_version: Some(plan.api_version.clone()),
+            kind: Some(entry.kind.clone()),
+            name: Some(entry.name.clone()),
+            namespace: Some(entry.namespace.clone()),
+            ..ObjectReference::default()
+        },
+        type_: Some(type_.into()),
+        reason: Some(reason.into()),
+        message: Some(message.chars().take(1024).collect()),
+        source: Some(EventSource {
+            component: Some(COMPONENT.into()),
+            host: None,
+        }),
+        reporting_component: Some(COMPONENT.into()),
+        reporting_instance: Some(COMPONENT.into()),
+        first_timestamp: Some(Time(Timestamp::now())),
+        last_timestamp: Some(Time(Timestamp::now())),
+        count: Some(1),
+        ..Event::default()
+    };
+    let api: Api<Event> = Api::namespaced(client.clone(), &entry.namespace);
+    let action = format!("recording an Event on {}", describe(plan));
+    let params = PostParams::default();
+    retry(&action, || api.create(&params, &event))
+        .await
+        .map(|_| ())
+        .map_err(|source| Error::Kube { action, source })
+}
+
+/// A short summary in the Job's termination message, when the file exists (in a pod).
+pub fn write_termination_log(report: &Report, exit_code: i32) {
+    let path = std::path::Path::new(TERMINATION_LOG);
+    if !path.exists() {
+        return;
+    }
+    let s = &report.summary;
+    let text = format!(
+        "istio-proxy-reset {}: exit {exit_code}; gate {}; proxies {}, drifted {}, restarted {}, failed {}, manual {}",
+        match report.mode {
+            crate::report::Mode::Plan => "plan",
+            crate::report::Mode::Run => "run",
+        },
+        if report.control_plane.gate.passed {
+            "passed"
+        } else {
+            "failed"
+        },
+        s.proxies,
+        s.drifted,
+        s.restarted,
+        s.failed,
+        s.manual
+    );
+    if let Err(error) = std::fs::write(path, text) {
+        tracing::debug!(%error, "could not write the termination message");
+    }
+}
+
+/// Progress for people: a bar on a terminal; in a Job, one log line per state change.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    pub fn new(total: usize) -> Progress {
+        let bar = (std::io::stderr().is_terminal() && total > 0).then(|| {
+            let bar = ProgressBar::new(total as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} workloads done  {wide_msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Progress { bar }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn started(&self, workload: &WorkloadPlan) {
+        match &self.bar {
+            Some(bar) => bar.set_message(format!(
+                "{} {}",
+                workload.action.as_str(),
+                describe(workload)
+            )),
+            None => tracing::info!(
+                workload = %describe(workload),
+                action = workload.action.as_str(),
+                order = workload.order,
+                phase = workload.phase.as_str(),
+                "started"
+            ),
+        }
+    }
+
+    fn finished(&self, workload: &WorkloadPlan, outcome: &Outcome) {
+        match &self.bar {
+            Some(bar) => {
+                bar.inc(1);
+                bar.println(format!(
+                    "{:>9}  {}{}",
+                    outcome.status.as_str(),
+                    describe(workload),
+                    outcome
+                        .reason
+                        .as_deref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                ));
+            }
+            None if outcome.status == Status::Failed => tracing::warn!(
+                workload = %describe(workload),
+                status = outcome.status.as_str(),
+                reason = outcome.reason.as_deref().unwrap_or(""),
+                "finished"
+            ),
+            None => tracing::info!(
+                workload = %describe(workload),
+                status = outcome.status.as_str(),
+                "finished"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configmap_targets_are_namespace_slash_name() {
+        assert_eq!(
+            configmap_target("kyma-system/report").unwrap(),
+            ("kyma-system".to_string(), "report".to_string())
+        );
+        for bad in ["report", "/report", "ns/", "a/b/c"] {
+            assert!(configmap_target(bad).is_err(), "{bad}");
+        }
+    }
+}
