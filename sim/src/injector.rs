@@ -111,10 +111,8 @@ fn native_sidecars(values: &Value) -> bool {
         || truthy(&values["pilot"]["env"]["ENABLE_NATIVE_SIDECARS"])
 }
 
-const SIDECAR_VOLUMES: [&str; 8] = [
+const SIDECAR_VOLUMES: [&str; 6] = [
     "workload-socket",
-    "credential-socket",
-    "workload-certs",
     "istio-envoy",
     "istio-data",
     "istio-podinfo",
@@ -202,23 +200,13 @@ fn proxy_container(image: &str, native: bool) -> Value {
             env_from("POD_NAMESPACE", "metadata.namespace"),
             env_from("INSTANCE_IP", "status.podIP"),
             env_from("SERVICE_ACCOUNT", "spec.serviceAccountName"),
-            env_from("HOST_IP", "status.hostIP"),
-            {"name": "ISTIO_CPU_LIMIT", "valueFrom": {"resourceFieldRef": {"divisor": "0", "resource": "limits.cpu"}}},
-            {"name": "PROXY_CONFIG", "value": "{}\n"},
-            {"name": "ISTIO_META_POD_PORTS", "value": "[\n]"},
             {"name": "ISTIO_META_CLUSTER_ID", "value": "Kubernetes"},
-            {"name": "ISTIO_META_INTERCEPTION_MODE", "value": "REDIRECT"},
             {"name": "ISTIO_META_MESH_ID", "value": "cluster.local"},
-            {"name": "TRUST_DOMAIN", "value": "cluster.local"},
         ],
         "ports": [{"containerPort": 15090, "name": "http-envoy-prom", "protocol": "TCP"}],
         "readinessProbe": {
             "httpGet": {"path": "/healthz/ready", "port": 15021, "scheme": "HTTP"},
             "failureThreshold": 4, "periodSeconds": 15, "successThreshold": 1, "timeoutSeconds": 3,
-        },
-        "startupProbe": {
-            "httpGet": {"path": "/healthz/ready", "port": 15021, "scheme": "HTTP"},
-            "failureThreshold": 600, "periodSeconds": 1, "successThreshold": 1, "timeoutSeconds": 3,
         },
         "resources": {"limits": {"cpu": "2", "memory": "1Gi"}, "requests": {"cpu": "10m", "memory": "32Mi"}},
         "securityContext": {
@@ -229,8 +217,6 @@ fn proxy_container(image: &str, native: bool) -> Value {
         "terminationMessagePolicy": "File",
         "volumeMounts": [
             {"mountPath": "/var/run/secrets/workload-spiffe-uds", "name": "workload-socket"},
-            {"mountPath": "/var/run/secrets/credential-uds", "name": "credential-socket"},
-            {"mountPath": "/var/run/secrets/workload-spiffe-credentials", "name": "workload-certs"},
             {"mountPath": "/var/run/secrets/istio", "name": "istiod-ca-cert"},
             {"mountPath": "/var/lib/istio/data", "name": "istio-data"},
             {"mountPath": "/etc/istio/proxy", "name": "istio-envoy"},
@@ -250,7 +236,7 @@ fn init_container(image: &str) -> Value {
         "image": image,
         "imagePullPolicy": "IfNotPresent",
         "args": ["istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT",
-                 "-i", "*", "-x", "", "-b", "*", "-d", "15090,15021,15020", "--log_output_level=default:info"],
+                 "-i", "*", "-x", "", "-b", "*", "-d", "15090,15021,15020"],
         "resources": {"limits": {"cpu": "2", "memory": "1Gi"}, "requests": {"cpu": "10m", "memory": "32Mi"}},
         "securityContext": {
             "allowPrivilegeEscalation": false,
@@ -265,8 +251,6 @@ fn init_container(image: &str) -> Value {
 fn sidecar_volumes() -> Vec<Value> {
     vec![
         json!({"emptyDir": {}, "name": "workload-socket"}),
-        json!({"emptyDir": {}, "name": "credential-socket"}),
-        json!({"emptyDir": {}, "name": "workload-certs"}),
         json!({"emptyDir": {"medium": "Memory"}, "name": "istio-envoy"}),
         json!({"emptyDir": {}, "name": "istio-data"}),
         json!({"downwardAPI": {"defaultMode": 420, "items": [
