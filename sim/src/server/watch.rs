@@ -148,29 +148,28 @@ fn translate(
     );
     let matches = spec.matches(obj);
     let was_visible = visible.contains(&key);
-    let kind = match (event.kind, matches, was_visible) {
-        (WatchEventType::Deleted, _, true) | (WatchEventType::Deleted, true, false) => {
-            visible.remove(&key);
-            "DELETED"
-        }
-        (WatchEventType::Deleted, false, false) => return None,
-        (_, true, true) => "MODIFIED",
-        (WatchEventType::Modified, true, false)
-            if spec.labels.is_empty() && spec.fields.is_empty() =>
-        {
-            // Without selectors every object was visible, including those from before the watch.
-            visible.insert(key);
-            "MODIFIED"
-        }
-        (_, true, false) => {
+    let kind = match event.kind {
+        WatchEventType::Added if matches => {
             visible.insert(key);
             "ADDED"
         }
-        (_, false, true) => {
+        WatchEventType::Added => return None,
+        WatchEventType::Modified if matches => {
+            // Without selectors every object was visible, including those from before the watch.
+            let known = was_visible || (spec.labels.is_empty() && spec.fields.is_empty());
+            visible.insert(key);
+            if known { "MODIFIED" } else { "ADDED" }
+        }
+        WatchEventType::Modified if was_visible => {
             visible.remove(&key);
             "DELETED"
         }
-        (_, false, false) => return None,
+        WatchEventType::Modified => return None,
+        WatchEventType::Deleted if matches || was_visible => {
+            visible.remove(&key);
+            "DELETED"
+        }
+        WatchEventType::Deleted => return None,
     };
     Some(spec.line(kind, obj))
 }
