@@ -3,8 +3,8 @@
 //! Pods of a Job then run to completion. The [`NEW_PODS_ANNOTATION`] scenario makes a pod
 //! crash-loop or stay unschedulable instead.
 //!
-//! Pods loaded from the state (those that already have a `status.phase`) are never touched, so a
-//! loaded Pending, Failed or crash-looping pod stays as the state describes it. Pods being deleted
+//! Only pods created while the simulation runs are started: pods loaded from the state are never
+//! touched, so a loaded Pending, Failed or crash-looping pod stays as the state describes it. Pods being deleted
 //! gracefully are removed once a short grace period has passed.
 
 use std::collections::HashMap;
@@ -40,10 +40,15 @@ pub struct Kubelet {
 }
 
 impl Kubelet {
-    /// Takes charge of a pod just created through the API or by a controller: one without a
-    /// status yet.
+    /// Takes charge of a pod just created through the API or by a controller: one that is
+    /// Pending with no conditions yet. A pod created with a status of its own (a test arranging a
+    /// Running pod, say) is left as it was created.
     pub fn adopt_if_new(&mut self, key: &Key, pod: &Value) {
-        if !pod["status"]["phase"].is_null() || meta::is_terminating(pod) {
+        let phase = pod["status"]["phase"].as_str().unwrap_or("Pending");
+        let has_conditions = pod["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty());
+        if phase != "Pending" || has_conditions || meta::is_terminating(pod) {
             return;
         }
         let behaviour = match meta::annotation(pod, NEW_PODS_ANNOTATION) {
