@@ -1,0 +1,153 @@
+//! Chaos: reproducible failures from a seed, every kind of failure, and kubectl spared.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{SimProcess, admin_client, ok, shop_state};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use kube_sim::chaos::{Chaos, Fault};
+use kube_sim::{SimConfig, start};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn chaotic(rate: f64, seed: u64) -> kube_sim::Sim {
+    start(SimConfig {
+        state: shop_state(3),
+        controllers: false,
+        chaos: Some((rate, seed)),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// The statuses a fixed sequence of 60 requests gets.
+async fn statuses(sim: &kube_sim::Sim) -> Vec<u16> {
+    let pods: Api<Pod> = Api::namespaced(admin_client(sim).await, "shop");
+    for i in 0..60 {
+        let _ = match i % 3 {
+            0 => pods.list(&ListParams::default()).await.map(|_| ()),
+            1 => pods.get("pod-0001").await.map(|_| ()),
+            _ => pods
+                .list(&ListParams::default().labels("app=shop"))
+                .await
+                .map(|_| ()),
+        };
+    }
+    sim.requests().iter().map(|r| r.status).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_seed_same_failures() {
+    let first = statuses(&chaotic(0.3, 7).await).await;
+    let again = statuses(&chaotic(0.3, 7).await).await;
+    let other = statuses(&chaotic(0.3, 8).await).await;
+    assert_eq!(first.len(), 60);
+    assert_eq!(first, again);
+    assert_ne!(first, other);
+    let failed = first.iter().filter(|s| **s != 200).count();
+    assert!(
+        (5..=35).contains(&failed),
+        "about 30% fail, got {failed} of 60: {first:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_failure_occurs() {
+    let sim = chaotic(1.0, 3).await;
+    let seen: BTreeSet<u16> = statuses(&sim).await.into_iter().collect();
+    // 0 is a connection dropped without an answer.
+    assert_eq!(seen, BTreeSet::from([0, 429, 500, 503, 504]));
+}
+
+/// Sends one plain-HTTP request and returns everything the server sent until it closed.
+async fn raw_request(addr: &str, token: &str, path: &str) -> (String, bool) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut clean_end = true;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await {
+            Ok(Ok(0)) => break,
+            Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
+            Ok(Err(_)) => {
+                clean_end = false;
+                break;
+            }
+            Err(_) => panic!("no answer within 10 s"),
+        }
+    }
+    (String::from_utf8_lossy(&received).into_owned(), clean_end)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_says_when_to_retry_and_watches_are_cut() {
+    let path = "/api/v1/namespaces/shop/pods?watch=1";
+    // The first request of a fresh sim is the first occurrence of this path.
+    let seed_for = |wanted: fn(Fault) -> bool| {
+        (0..10_000u64)
+            .find(|seed| {
+                Chaos::new(1.0, *seed)
+                    .decide("GET", path, true)
+                    .is_some_and(wanted)
+            })
+            .unwrap()
+    };
+    let throttled = seed_for(|f| f == Fault::TooManyRequests);
+    let cut = seed_for(|f| matches!(f, Fault::CutWatch(_)));
+
+    let start_plain = |seed| {
+        start(SimConfig {
+            state: shop_state(2),
+            controllers: false,
+            plain_http: true,
+            chaos: Some((1.0, seed)),
+            ..Default::default()
+        })
+    };
+    let sim = start_plain(throttled).await.unwrap();
+    let addr = sim.url().trim_start_matches("http://").to_string();
+    let (response, _) = raw_request(&addr, sim.admin_token(), path).await;
+    assert!(response.starts_with("HTTP/1.1 429"), "{response}");
+    assert!(
+        response.to_ascii_lowercase().contains("retry-after: 1\r\n"),
+        "{response}"
+    );
+    assert!(
+        response.contains("\"reason\":\"TooManyRequests\""),
+        "{response}"
+    );
+
+    let sim = start_plain(cut).await.unwrap();
+    let addr = sim.url().trim_start_matches("http://").to_string();
+    let (response, _) = raw_request(&addr, sim.admin_token(), path).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.contains("\"type\":\"ADDED\""),
+        "the watch starts normally: {response}"
+    );
+    assert!(
+        !response.ends_with("0\r\n\r\n"),
+        "the stream ends without its last chunk: {response}"
+    );
+}
+
+#[test]
+fn kubectl_is_spared() {
+    let sim = SimProcess::start(&shop_state(2), &["--chaos", "1.0", "--seed", "5"]);
+    for _ in 0..3 {
+        let names = ok(sim.kubectl(&["get", "pods", "-n", "shop", "-o", "name"]));
+        assert!(names.contains("pod/pod-0001"), "{names}");
+    }
+    let log = sim.request_log();
+    assert!(
+        !log.is_empty() && log.lines().all(|l| l.ends_with(" 200")),
+        "{log}"
+    );
+}
