@@ -22,7 +22,9 @@ use crate::{Error, Result, cluster, exit, sinks};
     name = "istio-proxy-reset",
     version,
     about = "Restarts the workloads whose Istio proxy differs from the control plane, in a safe order, and reports what it did.",
-    propagate_version = true
+    propagate_version = true,
+    // A later option wins over an earlier one, as in kubectl: scripts append overrides.
+    args_override_self = true
 )]
 pub struct Cli {
     #[command(subcommand)]

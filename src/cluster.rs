@@ -42,6 +42,10 @@ pub async fn client(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<
             .await
             .map_err(|e| problem(&format_args!("no kubeconfig and not in a cluster: {e}")))?,
     };
+    let mut config = config;
+    // Retries are this tool's own (`retry`), bounded and aware of what each call means (a 429
+    // on an eviction is a PodDisruptionBudget speaking); the client's would hide them.
+    config.default_retry = false;
     Client::try_from(config).map_err(|source| Error::Kube {
         action: "creating the Kubernetes client".into(),
         source,

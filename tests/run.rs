@@ -1,0 +1,454 @@
+//! `run` and live `plan`: the real binary against kube-sim over HTTPS, observed with kubectl
+//! and the simulator's request log.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Cluster, await_condition, edit_item, example_state, pod_uids, workload};
+
+const NEW: &str =
+    "europe-docker.pkg.dev/kyma-project/prod/external/istio/proxyv2:1.24.1-distroless";
+
+/// Every pod's proxy image in a namespace, by pod name.
+fn proxies(cluster: &Cluster, namespace: &str) -> Vec<(String, String)> {
+    let pods = cluster.kubectl_json(&["get", "pods", "-n", namespace]);
+    pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .filter_map(|p| {
+            let containers = p["spec"]["containers"].as_array().into_iter().flatten();
+            let inits = p["spec"]["initContainers"].as_array().into_iter().flatten();
+            containers
+                .chain(inits)
+                .find(|c| c["name"] == "istio-proxy")
+                .map(|c| {
+                    (
+                        p["metadata"]["name"].as_str().unwrap().to_string(),
+                        c["image"].as_str().unwrap().to_string(),
+                    )
+                })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_renews_every_restartable_proxy_and_leaves_the_rest() {
+    let cluster = Cluster::start(example_state(), |_| {}).await;
+    let manual_before = pod_uids(&cluster, "batch");
+    let shop_before = pod_uids(&cluster, "shop");
+    let report_file = cluster.dir.path().join("report.json");
+
+    let (code, report, stderr) = cluster
+        .run(&[
+            "--report-file",
+            report_file.to_str().unwrap(),
+            "--report-configmap",
+            "kyma-system/istio-proxy-reset-report",
+        ])
+        .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(report["mode"], "run");
+    for w in report["workloads"].as_array().unwrap() {
+        if w["action"] == "manual" {
+            assert_eq!(w["status"], "skipped", "{w}");
+        } else {
+            assert_eq!(w["status"], "completed", "{w}");
+        }
+    }
+    assert_eq!(report["summary"]["restarted"], 12);
+    assert_eq!(report["summary"]["failed"], 0);
+
+    // The restartable workloads now run the new proxy, every pod of them.
+    for (namespace, prefixes) in [
+        (
+            "kyma-system",
+            vec!["eventing-manager", "telemetry-self-monitor"],
+        ),
+        ("monitoring", vec!["log-agent", "node-probe"]),
+        ("payments", vec!["billing"]),
+        (
+            "shop",
+            vec![
+                "cart", "checkout", "importer", "mailer", "orders", "redis", "search",
+            ],
+        ),
+    ] {
+        for (pod, image) in proxies(&cluster, namespace) {
+            if prefixes.iter().any(|p| pod.starts_with(p)) {
+                assert_eq!(image, NEW, "{namespace}/{pod}");
+            }
+        }
+    }
+    // Manual items are untouched: same pods, same uids.
+    assert_eq!(pod_uids(&cluster, "batch"), manual_before);
+    let shop_after = pod_uids(&cluster, "shop");
+    for kept in ["debug-shell", "nightly-sync-wf-2931"] {
+        assert_eq!(shop_after.get(kept), shop_before.get(kept), "{kept}");
+    }
+    let catalog = cluster.kubectl_json(&["get", "deployment", "-n", "shop", "catalog"]);
+    assert_eq!(
+        catalog["metadata"]["generation"], 1,
+        "a paused Deployment is not patched"
+    );
+
+    // An OnDelete StatefulSet is evicted highest ordinal first.
+    let evictions: Vec<String> = cluster
+        .workload_writes()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/eviction") && r.path.contains("/pods/redis-"))
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(
+        evictions,
+        ["2", "1", "0"].map(|o| format!("/api/v1/namespaces/shop/pods/redis-{o}/eviction"))
+    );
+
+    // The report, in the file and in the ConfigMap, and Events on the workloads.
+    let saved: Value = serde_json::from_slice(&std::fs::read(&report_file).unwrap()).unwrap();
+    assert_eq!(saved, report);
+    let configmap = cluster.kubectl_json(&[
+        "get",
+        "configmap",
+        "-n",
+        "kyma-system",
+        "istio-proxy-reset-report",
+    ]);
+    let stored: Value =
+        serde_json::from_str(configmap["data"]["report.json"].as_str().unwrap()).unwrap();
+    assert_eq!(stored["summary"], report["summary"]);
+    assert!(
+        configmap["data"]["report.md"]
+            .as_str()
+            .unwrap()
+            .contains("| completed |")
+    );
+    let events = cluster.kubectl_json(&["get", "events", "-A"]);
+    let reasons: Vec<(String, String)> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["reason"].as_str().unwrap_or("").to_string(),
+                e["involvedObject"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        reasons.contains(&("ProxyRestarted".into(), "orders".into())),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains(&("ProxyManualActionRequired".into(), "catalog".into())),
+        "{reasons:?}"
+    );
+
+    // A second run finds nothing to restart and restarts nothing.
+    let writes = cluster.workload_writes().len();
+    let (code, again, stderr) = cluster.run(&[]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        cluster.workload_writes().len(),
+        writes,
+        "the second run wrote to workloads"
+    );
+    assert!(
+        again["workloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["action"] == "manual")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_plan_never_writes_and_lists_a_constant_number_of_pages() {
+    let cluster = Cluster::start(example_state(), |_| {}).await;
+    let output = cluster.tool(&["plan", "--format", "json"]).await;
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["mode"], "plan");
+    assert_eq!(
+        workload(&report, "Deployment", "shop", "orders")["status"],
+        "planned"
+    );
+    let requests = cluster.tool_requests();
+    assert!(requests.iter().all(|r| r.method == "GET"), "{requests:?}");
+    // namespaces, 7 owner kinds, rollouts (a ReplicaSet names one), istio configmaps, pods
+    let lists: Vec<_> = requests
+        .iter()
+        .filter(|r| r.query.contains("limit=500"))
+        .collect();
+    assert_eq!(lists.len(), 11, "{lists:?}");
+    assert!(requests.iter().all(|r| !r.path.contains("/secrets")));
+
+    let output = cluster
+        .tool(&["plan", "--report-configmap", "kyma-system/x"])
+        .await;
+    assert_eq!(output.status.code(), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_gate_restarts_nothing() {
+    let mut state = example_state();
+    let istiod: Vec<String> = state["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == "Pod" && i["metadata"]["labels"]["app"] == "istiod")
+        .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    // One istiod pod still on the old version: an upgrade half done.
+    edit_item(&mut state, "Pod", "istio-system", &istiod[0], |pod| {
+        pod["spec"]["containers"][0]["image"] =
+            json!("europe-docker.pkg.dev/kyma-project/prod/external/istio/pilot:1.23.2-distroless");
+    });
+    let cluster = Cluster::start(state, |_| {}).await;
+    let (code, report, _) = cluster.run(&[]).await;
+    assert_eq!(code, Some(2));
+    assert_eq!(report["controlPlane"]["gate"]["passed"], false);
+    let problems = report["controlPlane"]["gate"]["problems"].to_string();
+    assert!(problems.contains("different versions"), "{problems}");
+    assert!(
+        cluster.workload_writes().is_empty(),
+        "{:?}",
+        cluster.workload_writes()
+    );
+    let orders = workload(&report, "Deployment", "shop", "orders");
+    assert_eq!(orders["status"], "skipped");
+    assert_eq!(
+        orders["runbook"],
+        "runbooks/recovery.md#the-control-plane-gate-failed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_that_never_gets_ready_fails_and_the_run_goes_on() {
+    let mut state = example_state();
+    edit_item(&mut state, "Deployment", "shop", "orders", |d| {
+        d["metadata"]["annotations"]["kube-sim.kyma-project.io/new-pods"] = json!("crash-loop");
+    });
+    let cluster = Cluster::start(state, |_| {}).await;
+    let (code, report, stderr) = cluster.run(&["--rollout-timeout", "3s"]).await;
+    assert_eq!(code, Some(3), "{stderr}");
+    let orders = workload(&report, "Deployment", "shop", "orders");
+    assert_eq!(orders["status"], "failed");
+    let reason = orders["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("did not finish within 3s") || reason.contains("ProgressDeadlineExceeded"),
+        "{reason}"
+    );
+    assert_eq!(
+        orders["runbook"],
+        "runbooks/recovery.md#a-rollout-failed-or-timed-out"
+    );
+    // The others still completed, including those ordered after it.
+    assert_eq!(
+        workload(&report, "Deployment", "shop", "search")["status"],
+        "completed"
+    );
+    assert_eq!(report["summary"]["failed"], 1);
+    assert_eq!(report["summary"]["restarted"], 11);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_disruption_budget_blocks_eviction_until_it_allows_it() {
+    let mut state = example_state();
+    state["items"].as_array_mut().unwrap().push(json!({
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "redis", "namespace": "shop"},
+        "spec": {"minAvailable": 3, "selector": {"matchLabels": {"app": "redis"}}}
+    }));
+    let cluster = Cluster::start(state, |_| {}).await;
+
+    // Blocked until the timeout: failed, with the PDB runbook.
+    let (code, report, _) = cluster
+        .run(&["--rollout-timeout", "2s", "--namespace", "shop"])
+        .await;
+    assert_eq!(code, Some(3));
+    let redis = workload(&report, "StatefulSet", "shop", "redis");
+    assert_eq!(redis["status"], "failed");
+    assert_eq!(
+        redis["runbook"],
+        "runbooks/recovery.md#an-eviction-blocked-by-a-poddisruptionbudget"
+    );
+    assert!(
+        cluster
+            .sim
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with("/redis-2/eviction") && r.status == 429)
+    );
+
+    // Blocked, then the budget is relaxed while the run waits: it goes through.
+    let run = tokio::spawn({
+        let mut command = cluster.command(&[
+            "run",
+            "--format",
+            "json",
+            "--rollout-timeout",
+            "60s",
+            "--namespace",
+            "shop",
+        ]);
+        async move { command.output().await.unwrap() }
+    });
+    let blocked_before = cluster
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.status == 429)
+        .count();
+    await_condition(Duration::from_secs(20), "a refused eviction", || {
+        cluster
+            .sim
+            .requests()
+            .iter()
+            .filter(|r| r.status == 429)
+            .count()
+            > blocked_before
+    })
+    .await;
+    let patched = cluster.kubectl(&[
+        "patch",
+        "pdb",
+        "-n",
+        "shop",
+        "redis",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"minAvailable":2}}"#,
+    ]);
+    assert!(
+        patched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&patched.stderr)
+    );
+    let output = tokio::time::timeout(Duration::from_secs(90), run)
+        .await
+        .unwrap()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        workload(&report, "StatefulSet", "shop", "redis")["status"],
+        "completed",
+        "{report}"
+    );
+    assert_eq!(output.status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_midway_finishes_on_the_next_without_restarting_twice() {
+    // Slow pods, so that the kill lands while rollouts are under way.
+    let cluster = Cluster::start(example_state(), |c| {
+        c.pod_start = Duration::from_millis(700)
+    })
+    .await;
+    let mut first = cluster
+        .command(&[
+            "run",
+            "--format",
+            "json",
+            "--rollout-timeout",
+            "60s",
+            "--concurrency",
+            "2",
+        ])
+        .spawn()
+        .unwrap();
+    await_condition(Duration::from_secs(20), "the first restarts", || {
+        cluster
+            .workload_writes()
+            .iter()
+            .filter(|r| r.method == "PATCH")
+            .count()
+            >= 3
+    })
+    .await;
+    first.kill().await.unwrap(); // SIGKILL: no chance to clean up
+    let _ = first.wait().await;
+
+    let (code, report, stderr) = cluster.run(&["--rollout-timeout", "60s"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        report["workloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["action"] == "manual" || w["status"] == "completed")
+    );
+
+    // Each workload was patched at most once, whichever run did it.
+    let mut patches = std::collections::BTreeMap::<String, usize>::new();
+    for request in cluster
+        .workload_writes()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+    {
+        *patches.entry(request.path).or_default() += 1;
+    }
+    assert!(patches.values().all(|n| *n == 1), "{patches:#?}");
+    // And every restartable proxy is renewed.
+    let (_, last, _) = cluster.run(&[]).await;
+    assert!(
+        last["workloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["action"] == "manual"),
+        "{last}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_then_plan_matches_the_live_plan() {
+    let cluster = Cluster::start(example_state(), |_| {}).await;
+    let output = cluster.tool(&["snapshot"]).await;
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let snapshot: Value =
+        serde_json::from_slice(&output.stdout).expect("the snapshot is one JSON document");
+    assert_eq!(snapshot["kind"], "List");
+    let items = snapshot["items"].as_array().unwrap();
+    assert!(
+        items
+            .iter()
+            .all(|i| i["metadata"].get("managedFields").is_none())
+    );
+    assert!(items.iter().all(|i| i["kind"] != "Secret"));
+    let file = cluster.dir.path().join("cluster.json");
+    std::fs::write(&file, &output.stdout).unwrap();
+
+    let live = cluster.tool(&["plan", "--format", "json"]).await;
+    let offline = std::process::Command::new(env!("CARGO_BIN_EXE_istio-proxy-reset"))
+        .args([
+            "plan",
+            "--format",
+            "json",
+            "--snapshot",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let live: Value = serde_json::from_slice(&live.stdout).unwrap();
+    let offline: Value = serde_json::from_slice(&offline.stdout).unwrap();
+    assert_eq!(live["workloads"], offline["workloads"]);
+    assert_eq!(live["summary"], offline["summary"]);
+}
