@@ -1,6 +1,8 @@
 //! The Job manifests (`job/`, `job/dry-run/`) as `kubectl kustomize` renders them: the objects,
-//! least-privilege RBAC, the Job's safety settings and its configuration. Also the image build
-//! files. Needs `kubectl` (its built-in kustomize); without it the tests print a note and pass.
+//! least-privilege RBAC, the Job's safety settings and its configuration; then the Job's command,
+//! arguments and environment run against kube-sim authorizing every request with the rendered
+//! RBAC. Also the image build files. Needs `kubectl` (its built-in kustomize); without it the
+//! tests print a note and pass.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -34,9 +36,8 @@ fn kubectl_available() -> bool {
     found
 }
 
-/// `kubectl kustomize DIR`, as JSON objects. kustomize prints YAML only; a local no-op patch
-/// (`kubectl patch --local`, which needs no API server) turns each document into JSON.
-fn render(dir: &str) -> Vec<Value> {
+/// `kubectl kustomize DIR`: the YAML the cluster (and kube-sim's `--rbac`) gets.
+fn kustomize(dir: &str) -> Vec<u8> {
     let dir = root().join(dir);
     let kustomize = Command::new("kubectl")
         .arg("kustomize")
@@ -49,6 +50,13 @@ fn render(dir: &str) -> Vec<Value> {
         dir.display(),
         String::from_utf8_lossy(&kustomize.stderr)
     );
+    kustomize.stdout
+}
+
+/// `kubectl kustomize DIR`, as JSON objects. kustomize prints YAML only; a local no-op patch
+/// (`kubectl patch --local`, which needs no API server) turns each document into JSON.
+fn render(dir: &str) -> Vec<Value> {
+    let yaml = kustomize(dir);
     let mut to_json = Command::new("kubectl")
         .args(["patch", "--local", "--type", "merge", "-p", "{}"])
         .args(["-f", "-", "-o", "json"])
@@ -62,7 +70,7 @@ fn render(dir: &str) -> Vec<Value> {
         .stdin
         .take()
         .expect("stdin")
-        .write_all(&kustomize.stdout)
+        .write_all(&yaml)
         .expect("write the rendered YAML");
     let out = to_json.wait_with_output().expect("kubectl patch --local");
     assert!(
@@ -74,7 +82,7 @@ fn render(dir: &str) -> Vec<Value> {
         .into_iter::<Value>()
         .collect::<Result<_, _>>()
         .expect("kubectl printed JSON");
-    let documents = String::from_utf8_lossy(&kustomize.stdout)
+    let documents = String::from_utf8_lossy(&yaml)
         .lines()
         .filter(|l| *l == "---")
         .count()
@@ -653,6 +661,201 @@ fn dockerfile_builds_a_static_non_root_image() {
                 .iter()
                 .any(|p| p.trim_end_matches('/') == needed || p.starts_with(&format!("{needed}/"))),
             ".dockerignore keeps {needed}, which the build needs"
+        );
+    }
+}
+
+/// A simulated cluster loaded with the example, authorizing every request as `user` against the
+/// RBAC that `job_dir` renders.
+struct Authorized {
+    sim: kube_sim::Sim,
+    _dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+impl Authorized {
+    async fn start(job_dir: &str, user: &str) -> Authorized {
+        let rbac = String::from_utf8(kustomize(job_dir)).expect("UTF-8 YAML");
+        let state: Value = serde_json::from_slice(
+            &std::fs::read(root().join("examples/kyma-upgrade.json")).expect("the example"),
+        )
+        .expect("the example is JSON");
+        let sim = kube_sim::start(kube_sim::SimConfig {
+            state,
+            rbac: Some((rbac, user.to_string())),
+            pod_start: std::time::Duration::from_millis(100),
+            ..kube_sim::SimConfig::default()
+        })
+        .await
+        .expect("kube-sim starts");
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let kubeconfig = dir.path().join("kubeconfig");
+        sim.write_kubeconfig(&kubeconfig)
+            .expect("write the kubeconfig");
+        Authorized {
+            sim,
+            _dir: dir,
+            kubeconfig,
+        }
+    }
+
+    /// The Job's container as the Job would run it: its arguments and environment, plus the
+    /// kubeconfig of the simulated cluster.
+    async fn run_container(&self, job: &Value) -> std::process::Output {
+        let c = container(job);
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_istio-proxy-reset"));
+        for (name, _) in std::env::vars() {
+            if name.starts_with("ISTIO_PROXY_RESET_") || name == "KUBECONFIG" {
+                cmd.env_remove(name);
+            }
+        }
+        cmd.args(strings(&c["args"]))
+            .envs(env(c))
+            .env("ISTIO_PROXY_RESET_KUBECONFIG", &self.kubeconfig)
+            .kill_on_drop(true);
+        tokio::time::timeout(std::time::Duration::from_secs(180), cmd.output())
+            .await
+            .expect("the Job's command finishes within three minutes")
+            .expect("run istio-proxy-reset")
+    }
+
+    /// Requests of the tool (not of kubectl) that RBAC refused.
+    fn forbidden(&self) -> Vec<String> {
+        self.sim
+            .requests()
+            .into_iter()
+            .filter(|r| !r.user_agent.starts_with("kubectl") && r.status == 403)
+            .map(|r| r.line())
+            .collect()
+    }
+
+    fn kubectl(&self, context: &str, args: &[&str]) -> std::process::Output {
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["--context", context])
+            .args(args)
+            .output()
+            .expect("run kubectl")
+    }
+}
+
+/// DESIGN §5 `--rbac`: the full `run`, configured as the Job configures it, succeeds with the
+/// permissions `job/` grants and no more; requests outside them are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_succeeds_with_exactly_the_jobs_permissions() {
+    if !kubectl_available() {
+        return;
+    }
+    let objects = render("job");
+    let job = find(&objects, "Job", SA);
+    let cluster =
+        Authorized::start("job", &format!("system:serviceaccount:{NAMESPACE}:{SA}")).await;
+
+    let out = cluster.run_container(job).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let forbidden = cluster.forbidden();
+    assert!(
+        forbidden.is_empty(),
+        "run was refused:\n{}\nstderr:\n{stderr}",
+        forbidden.join("\n")
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report on stdout");
+    assert_eq!(report["mode"], "run");
+    assert!(
+        report["summary"]["restarted"].as_u64().unwrap_or_default() > 0,
+        "it restarted workloads: {}",
+        report["summary"]
+    );
+
+    // The report landed in its ConfigMap.
+    let configmap = cluster.kubectl(
+        "kube-sim-admin",
+        &[
+            "-n",
+            NAMESPACE,
+            "get",
+            "configmap",
+            REPORT_CONFIGMAP,
+            "-o",
+            "jsonpath={.data.report\\.json}",
+        ],
+    );
+    assert!(
+        configmap.status.success(),
+        "{}",
+        String::from_utf8_lossy(&configmap.stderr)
+    );
+    let stored: Value = serde_json::from_slice(&configmap.stdout).expect("the stored report");
+    assert_eq!(stored["mode"], "run");
+
+    // What the role does not grant is refused.
+    for args in [
+        &["get", "secrets", "-n", NAMESPACE][..],
+        &["get", "secrets", "-A"][..],
+        &["-n", "shop", "delete", "pod", "debug-shell"][..],
+        &["-n", "istio-system", "get", "secrets"][..],
+        &["get", "nodes"][..],
+        // ConfigMaps may be created in kyma-system only (`create` cannot name one).
+        &["-n", "shop", "create", "configmap", "other"][..],
+        &["-n", "shop", "get", "configmaps"][..],
+    ] {
+        let out = cluster.kubectl("kube-sim", args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.to_lowercase().contains("forbidden"),
+            "kubectl {args:?} as the Job's ServiceAccount must be forbidden; got {} {stderr}",
+            out.status
+        );
+    }
+}
+
+/// The dry-run overlay: `plan` against the live cluster needs only the overlay's read
+/// permissions, and those permissions cannot restart anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_plans_live_with_read_only_permissions() {
+    if !kubectl_available() {
+        return;
+    }
+    let sa = "istio-proxy-reset-dry-run";
+    let objects = render("job/dry-run");
+    let job = find(&objects, "Job", sa);
+    let cluster = Authorized::start(
+        "job/dry-run",
+        &format!("system:serviceaccount:{NAMESPACE}:{sa}"),
+    )
+    .await;
+
+    let out = cluster.run_container(job).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let forbidden = cluster.forbidden();
+    assert!(
+        forbidden.is_empty(),
+        "plan was refused:\n{}\nstderr:\n{stderr}",
+        forbidden.join("\n")
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
+    let writes: Vec<String> = cluster
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| r.line())
+        .collect();
+    assert!(writes.is_empty(), "plan wrote: {writes:?}");
+
+    for args in [
+        &["-n", "shop", "rollout", "restart", "deployment/orders"][..],
+        &["-n", "shop", "get", "secrets"][..],
+        &["-n", NAMESPACE, "create", "configmap", REPORT_CONFIGMAP][..],
+    ] {
+        let out = cluster.kubectl("kube-sim", args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.to_lowercase().contains("forbidden"),
+            "kubectl {args:?} as the dry run's ServiceAccount must be forbidden; got {} {stderr}",
+            out.status
         );
     }
 }
