@@ -1,6 +1,7 @@
 //! The runbooks (`runbooks/`): every link the report emits lands on a file and a heading, every
 //! runbook has its Symptoms, Diagnose, Fix and Verify, links between runbooks resolve, and the
-//! command blocks marked read-only only read.
+//! command blocks marked read-only only read, and work as written against the simulated example
+//! cluster (needs `kubectl`; without it that test prints a note and passes).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -527,4 +528,133 @@ fn runbooks_name_the_jobs_real_objects() {
             "upgrade-job.md explains exit code {code}"
         );
     }
+}
+
+fn kubectl_available() -> bool {
+    let found = std::process::Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("note: kubectl is not on the PATH; the runbooks' commands were not run");
+    }
+    found
+}
+
+/// A command line run with `sh -c` in `dir`, against the cluster of `kubeconfig`, with the
+/// tool's binary first on the PATH.
+async fn shell(
+    dir: &std::path::Path,
+    kubeconfig: &std::path::Path,
+    command: &str,
+) -> std::process::Output {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_istio-proxy-reset"));
+    let path = std::env::join_paths(
+        std::iter::once(bin.parent().expect("the binary's directory").to_path_buf()).chain(
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+        ),
+    )
+    .expect("a PATH");
+    let mut cmd = tokio::process::Command::new("sh");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("ISTIO_PROXY_RESET_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.arg("-c")
+        .arg(command)
+        .current_dir(dir)
+        .env("KUBECONFIG", kubeconfig)
+        .env("PATH", path)
+        .kill_on_drop(true);
+    tokio::time::timeout(std::time::Duration::from_secs(60), cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("`{command}` did not finish within a minute"))
+        .expect("run sh")
+}
+
+/// The commands of every `sh read-only` block, run as written against the example cluster
+/// after the upgrade Job (`job/` applied, `run` done): each succeeds, and together they send
+/// the API nothing but reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_blocks_work_against_the_simulated_cluster() {
+    if !kubectl_available() {
+        return;
+    }
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root().join("examples/kyma-upgrade.json")).expect("the example"),
+    )
+    .expect("the example is JSON");
+    let sim = kube_sim::start(kube_sim::SimConfig {
+        state,
+        pod_start: std::time::Duration::from_millis(100),
+        ..kube_sim::SimConfig::default()
+    })
+    .await
+    .expect("kube-sim starts");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig)
+        .expect("write the kubeconfig");
+    // `plan --snapshot examples/…` is run from the repository root in the runbooks.
+    std::fs::create_dir(dir.path().join("examples")).unwrap();
+    std::fs::copy(
+        root().join("examples/kyma-upgrade.json"),
+        dir.path().join("examples/kyma-upgrade.json"),
+    )
+    .unwrap();
+
+    // The state the runbooks describe: the upgrade Job applied and its run done.
+    let job = root().join("job");
+    for command in [
+        format!(
+            "kubectl kustomize {} | kubectl apply --validate=false -f -",
+            job.display()
+        ),
+        "istio-proxy-reset run --report-configmap kyma-system/istio-proxy-reset-report --format json > run.json"
+            .to_string(),
+    ] {
+        let out = shell(dir.path(), &kubeconfig, &command).await;
+        assert!(
+            out.status.success(),
+            "`{command}` failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    sim.clear_requests();
+
+    let docs = runbooks();
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for (name, doc) in &docs {
+        for block in doc.blocks.iter().filter(|b| b.info == "sh read-only") {
+            for command in commands(&block.body) {
+                ran += 1;
+                let out = shell(dir.path(), &kubeconfig, &command).await;
+                if !out.status.success() {
+                    failures.push(format!(
+                        "{name}:{} `{command}` ({}):\n{}",
+                        block.line,
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr)
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {ran} read-only commands failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(ran > 40, "{ran} commands ran");
+    let writes: Vec<String> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| r.line())
+        .collect();
+    assert!(writes.is_empty(), "read-only commands wrote: {writes:#?}");
 }
