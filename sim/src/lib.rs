@@ -112,13 +112,7 @@ fn ensure_namespaces(store: &Store) {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    for r in store::RESOURCES.iter().filter(|r| r.namespaced) {
-        for obj in store.list(r, None) {
-            if let Some(ns) = obj["metadata"]["namespace"].as_str() {
-                wanted.insert(ns.to_string());
-            }
-        }
-    }
+    wanted.extend(store.namespaces_in_use());
     for ns in wanted {
         if store.get(namespaces, None, &ns).is_none() {
             let _ = store.create(
@@ -136,7 +130,7 @@ fn ensure_namespaces(store: &Store) {
 pub async fn start(cfg: SimConfig) -> Result<Sim, Error> {
     let store = Store::new();
     store.set_history_limit(cfg.history_limit);
-    store.load_list(&cfg.state)?;
+    store.load_owned_list(cfg.state)?;
     ensure_namespaces(&store);
 
     let (rbac, user) = match &cfg.rbac {

@@ -185,7 +185,8 @@ pub struct Store {
 /// One page of a list, at a fixed resourceVersion.
 #[derive(Debug, Clone)]
 pub struct ListPage {
-    pub items: Vec<Value>,
+    /// Shared with the store: the objects are not copied until they are written out.
+    pub items: Vec<Arc<Value>>,
     pub resource_version: u64,
     /// Where the next page starts, when there is one.
     pub continue_token: Option<ContinueToken>,
@@ -238,17 +239,26 @@ impl Store {
     /// creationTimestamp and generation are filled in. Items of kinds the simulation does not serve
     /// are skipped with a warning.
     pub fn load_list(&self, list: &Value) -> Result<(), StoreError> {
-        let items = list.get("items").and_then(Value::as_array).ok_or_else(|| {
-            StoreError::InvalidState("expected a `kind: List` with `items`".into())
-        })?;
+        self.load_owned_list(list.clone())
+    }
+
+    /// [`Store::load_list`] without copying the objects.
+    pub fn load_owned_list(&self, list: Value) -> Result<(), StoreError> {
+        let Value::Object(mut list) = list else {
+            return Err(StoreError::InvalidState(
+                "expected a `kind: List` object".into(),
+            ));
+        };
+        let Some(Value::Array(items)) = list.remove("items") else {
+            return Err(StoreError::InvalidState(
+                "expected a `kind: List` with `items`".into(),
+            ));
+        };
         let mut inner = self.lock();
-        for (index, item) in items.iter().enumerate() {
-            let api_version = item
-                .get("apiVersion")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let kind = item.get("kind").and_then(Value::as_str).unwrap_or_default();
-            let Some(r) = resource_for_kind(api_version, kind) else {
+        for (index, item) in items.into_iter().enumerate() {
+            let field = |name: &str| item.get(name).and_then(Value::as_str).unwrap_or_default();
+            let (api_version, kind) = (field("apiVersion").to_string(), field("kind").to_string());
+            let Some(r) = resource_for_kind(&api_version, &kind) else {
                 tracing::warn!(
                     index,
                     api_version,
@@ -257,7 +267,7 @@ impl Store {
                 );
                 continue;
             };
-            let mut obj = item.clone();
+            let mut obj = item;
             let name = meta_str(&obj, "name").map(str::to_string).ok_or_else(|| {
                 StoreError::InvalidState(format!("items[{index}] ({kind}) has no metadata.name"))
             })?;
@@ -409,7 +419,7 @@ impl Store {
                 });
                 break;
             }
-            items.push((**obj).clone());
+            items.push(Arc::clone(obj));
             last_key = Some(k.clone());
         }
         Ok(ListPage {
@@ -692,6 +702,17 @@ impl Store {
                 .collect(),
         };
         Ok((first, receiver))
+    }
+
+    /// Every namespace that holds an object.
+    pub fn namespaces_in_use(&self) -> std::collections::BTreeSet<String> {
+        let inner = self.lock();
+        inner
+            .objects
+            .iter()
+            .filter(|(r, _)| r.namespaced)
+            .flat_map(|(_, map)| map.keys().map(|(ns, _)| ns.clone()))
+            .collect()
     }
 
     /// The resourceVersion of the latest change.

@@ -461,18 +461,27 @@ fn list(shared: &Shared, call: &Call, target: &Target) -> Result<Response<Body>,
     }
     if table::wants_table(call.header(header::ACCEPT)) {
         let include = call.param("includeObject").unwrap_or("Metadata");
-        return Ok(json_response(
-            200,
-            &table::render(r, &page.items, meta, include),
-        ));
+        let items: Vec<Value> = page.items.iter().map(|o| (**o).clone()).collect();
+        return Ok(json_response(200, &table::render(r, &items, meta, include)));
     }
-    let list = json!({
-        "kind": format!("{}List", r.kind),
-        "apiVersion": r.api_version(),
-        "metadata": meta,
-        "items": page.items,
-    });
-    Ok(json_response(200, &list))
+    // Written piece by piece: the items are shared with the store and are not copied.
+    let mut body = Vec::with_capacity(page.items.len() * 4096 + 256);
+    let head =
+        json!({"kind": format!("{}List", r.kind), "apiVersion": r.api_version(), "metadata": meta});
+    let head = serde_json::to_vec(&head).unwrap_or_default();
+    body.extend_from_slice(&head[..head.len() - 1]);
+    body.extend_from_slice(b",\"items\":[");
+    for (i, item) in page.items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        serde_json::to_writer(&mut body, &**item).map_err(|e| ApiError::internal(e.to_string()))?;
+    }
+    body.extend_from_slice(b"]}");
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .unwrap_or_default())
 }
 
 fn start_watch(
