@@ -56,6 +56,10 @@ pub struct SnapshotArgs {
         default_value = "istio-system"
     )]
     pub istio_namespace: String,
+    /// How long transient API errors are retried, per call.
+    #[arg(long, env = "ISTIO_PROXY_RESET_API_RETRY_TIMEOUT", default_value = "2m",
+          value_parser = parse_duration, value_name = "DURATION")]
+    pub api_retry_timeout: Duration,
     /// Only these namespaces (repeatable); the Istio namespace's control plane is always included.
     #[arg(
         long = "namespace",
@@ -146,6 +150,10 @@ pub struct Options {
     #[arg(long, env = "ISTIO_PROXY_RESET_ROLLOUT_TIMEOUT", default_value = "10m",
           value_parser = parse_duration, value_name = "DURATION")]
     pub rollout_timeout: Duration,
+    /// How long transient API errors (429, 5xx, timeouts, dropped connections) are retried, per call.
+    #[arg(long, env = "ISTIO_PROXY_RESET_API_RETRY_TIMEOUT", default_value = "2m",
+          value_parser = parse_duration, value_name = "DURATION")]
+    pub api_retry_timeout: Duration,
     /// Restart and report without waiting for rollouts to finish.
     #[arg(long, env = "ISTIO_PROXY_RESET_NO_WAIT")]
     pub no_wait: bool,
@@ -196,6 +204,12 @@ impl Options {
 
 /// Runs a parsed command line; the process's exit code.
 pub fn main(cli: Cli) -> i32 {
+    match &cli.command {
+        Command::Plan(args) => cluster::set_retry_budget(args.options.api_retry_timeout),
+        Command::Run(options) => cluster::set_retry_budget(options.api_retry_timeout),
+        Command::Snapshot(args) => cluster::set_retry_budget(args.api_retry_timeout),
+        Command::Report(_) => {}
+    }
     let outcome = match cli.command {
         Command::Plan(args) if args.snapshot.is_some() => plan_command(*args, None),
         Command::Plan(args) => with_runtime(async move {

@@ -83,13 +83,22 @@ fn retry_after(error: &kube::Error) -> Option<Duration> {
     }
 }
 
+/// How long one API call's transient errors are retried (`--api-retry-timeout`).
+pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(120);
+static RETRY_BUDGET: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+
+/// Sets the retry budget for the process, once, before any call (the command line does).
+pub fn set_retry_budget(budget: Duration) {
+    let _ = RETRY_BUDGET.set(budget);
+}
+
 /// Exponential backoff with jitter, bounded in time so that a dead API server ends the run.
 pub fn backoff() -> ExponentialBuilder {
     ExponentialBuilder::default()
         .with_jitter()
         .with_min_delay(Duration::from_millis(100))
         .with_max_delay(Duration::from_secs(10))
-        .with_total_delay(Some(Duration::from_secs(120)))
+        .with_total_delay(Some(*RETRY_BUDGET.get().unwrap_or(&DEFAULT_RETRY_BUDGET)))
         .without_max_times()
 }
 
