@@ -45,7 +45,9 @@ fn main() -> std::process::ExitCode {
             };
             match kube_sim::start(config).await {
                 Ok(sim) => {
-                    let written = sim.write_kubeconfig(&kubeconfig_for_sim).map(|_| sim.url().to_string());
+                    let written = sim
+                        .write_kubeconfig(&kubeconfig_for_sim)
+                        .map(|_| sim.url().to_string());
                     let _ = ready_tx.send(written.map_err(|e| e.to_string()));
                     let _ = stop_rx.await;
                     sim.shutdown().await;
