@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::pods::{self, PodName};
-use super::{Controllers, Key, Kind, meta};
+use super::pods::{self, PodInfo, PodName};
+use super::{Controllers, Key, meta};
 
 const REVISION_LABEL: &str = "controller-revision-hash";
 
@@ -30,41 +30,33 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
     )
     .max(1);
 
-    let mut owned: Vec<Value> = ctl
-        .dependents(&uid, Kind::Pod)
-        .into_iter()
-        .filter(|p| meta::controller_of(p).is_some_and(|(_, _, _, owner)| owner == uid))
-        .filter(pods::is_counted)
-        .collect();
-    owned.sort_by_key(|p| (meta::created_at(p), meta::name(p).to_string()));
+    let mut owned = ctl.pods_of(&uid);
+    owned.retain(|p| !p.terminating);
+    owned.sort_by_key(|p| (p.created, p.name().to_string()));
     // The newest pod was made from the template the state's DaemonSet has.
     let loaded = owned
         .last()
-        .and_then(|p| meta::label(p, REVISION_LABEL))
+        .and_then(|p| p.label(REVISION_LABEL))
         .map(str::to_string);
     let observed = ds["status"]["observedGeneration"]
         .as_i64()
         .is_none_or(|g| g == meta::generation(&ds));
     let revision = ctl.revision_name(&ds, loaded.filter(|_| observed), |hash| hash.to_string());
 
-    let mut by_node: BTreeMap<String, Vec<Value>> =
+    let mut by_node: BTreeMap<String, Vec<PodInfo>> =
         nodes.iter().map(|n| (n.clone(), Vec::new())).collect();
     for pod in owned {
-        let node = pod["spec"]["nodeName"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        match by_node.get_mut(&node) {
+        match by_node.get_mut(pod.node.as_deref().unwrap_or_default()) {
             Some(list) => list.push(pod),
             // A pod on no node of the cluster is misscheduled.
-            None => ctl.delete(&Key::of(Kind::Pod, &pod)),
+            None => ctl.delete(&pod.key),
         }
     }
     for (node, list) in by_node.iter_mut() {
         // One pod per node: the newest extra ones go.
         while list.len() > 1 {
             let extra = list.pop().expect("more than one");
-            ctl.delete(&Key::of(Kind::Pod, &extra));
+            ctl.delete(&extra.key);
         }
         if list.is_empty() {
             let generation = meta::generation(&ds).to_string();
@@ -79,7 +71,7 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
             );
             pod["spec"]["nodeName"] = json!(node);
             if let Some(created) = ctl.create_pod(pod) {
-                list.push(created);
+                list.push(PodInfo::of(&created));
             }
         }
     }
@@ -87,36 +79,35 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
     if !on_delete {
         let unavailable = by_node
             .values()
-            .filter(|l| !l.first().is_some_and(pods::is_ready))
+            .filter(|l| !l.first().is_some_and(|p| p.ready))
             .count() as i64;
         let mut budget = max_unavailable - unavailable;
-        let outdated: Vec<(bool, Value)> = by_node
+        let outdated: Vec<PodInfo> = by_node
             .values()
             .filter_map(|l| l.first())
-            .filter(|p| meta::label(p, REVISION_LABEL) != Some(revision.as_str()))
-            .map(|p| (pods::is_ready(p), p.clone()))
+            .filter(|p| p.label(REVISION_LABEL) != Some(revision.as_str()))
+            .cloned()
             .collect();
-        for (ready, pod) in outdated {
+        for pod in outdated {
             // Replacing a pod that is not available anyway costs nothing.
-            if ready {
+            if pod.ready {
                 if budget <= 0 {
                     continue;
                 }
                 budget -= 1;
             }
-            ctl.delete(&Key::of(Kind::Pod, &pod));
-            let node = pod["spec"]["nodeName"].as_str().unwrap_or_default();
-            if let Some(list) = by_node.get_mut(node) {
+            ctl.delete(&pod.key);
+            if let Some(list) = by_node.get_mut(pod.node.as_deref().unwrap_or_default()) {
                 list.clear();
             }
         }
     }
 
-    let scheduled: Vec<&Value> = by_node.values().filter_map(|l| l.first()).collect();
-    let ready = scheduled.iter().filter(|p| pods::is_ready(p)).count() as i64;
+    let scheduled: Vec<&PodInfo> = by_node.values().filter_map(|l| l.first()).collect();
+    let ready = scheduled.iter().filter(|p| p.ready).count() as i64;
     let updated = scheduled
         .iter()
-        .filter(|p| meta::label(p, REVISION_LABEL) == Some(revision.as_str()))
+        .filter(|p| p.label(REVISION_LABEL) == Some(revision.as_str()))
         .count() as i64;
     let counts = [
         ("observedGeneration", meta::generation(&ds)),

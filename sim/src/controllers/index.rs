@@ -5,11 +5,13 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde_json::Value;
 
+use super::pods::PodInfo;
 use super::{Key, Kind, meta};
 
 struct Entry {
     uid: String,
     owners: Vec<String>,
+    pod: Option<PodInfo>,
 }
 
 #[derive(Default)]
@@ -17,6 +19,7 @@ pub struct OwnerIndex {
     entries: HashMap<Key, Entry>,
     dependents: HashMap<String, BTreeSet<Key>>,
     live: HashSet<String>,
+    by_kind: HashMap<Kind, BTreeSet<Key>>,
     /// Uids of objects that are gone: uids are never reused, so an event about one of them that
     /// arrives late must not bring the object back.
     deleted: HashSet<String>,
@@ -38,11 +41,17 @@ impl OwnerIndex {
                 .insert(key.clone());
         }
         self.live.insert(uid.to_string());
+        self.by_kind
+            .entry(key.kind)
+            .or_default()
+            .insert(key.clone());
+        let pod = (key.kind == Kind::Pod).then(|| PodInfo::of(obj));
         self.entries.insert(
             key.clone(),
             Entry {
                 uid: uid.to_string(),
                 owners,
+                pod,
             },
         );
         true
@@ -67,6 +76,9 @@ impl OwnerIndex {
             return;
         };
         self.live.remove(&old.uid);
+        if let Some(keys) = self.by_kind.get_mut(&key.kind) {
+            keys.remove(key);
+        }
         for owner in old.owners {
             if let Some(set) = self.dependents.get_mut(&owner) {
                 set.remove(key);
@@ -82,7 +94,16 @@ impl OwnerIndex {
     }
 
     pub fn keys_of(&self, kind: Kind) -> impl Iterator<Item = &Key> {
-        self.entries.keys().filter(move |k| k.kind == kind)
+        self.by_kind.get(&kind).into_iter().flatten()
+    }
+
+    /// The pods whose controller is `owner_uid`, as last seen.
+    pub fn pods_of(&self, owner_uid: &str) -> Vec<PodInfo> {
+        self.dependents(owner_uid)
+            .filter_map(|key| self.entries.get(key)?.pod.as_ref())
+            .filter(|pod| pod.controller_uid.as_deref() == Some(owner_uid))
+            .cloned()
+            .collect()
     }
 
     /// Whether an object with this uid exists.

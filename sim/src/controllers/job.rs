@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::pods::{self, PodName};
-use super::{Controllers, Key, Kind, meta};
+use super::pods::{self, PodInfo, PodName};
+use super::{Controllers, Key, meta};
 
 pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
     let job = ctl.get(key)?;
@@ -19,18 +19,14 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
     let completions = spec["completions"].as_i64().unwrap_or(1).max(1);
     let parallelism = spec["parallelism"].as_i64().unwrap_or(1).max(0);
     let backoff_limit = spec["backoffLimit"].as_i64().unwrap_or(6);
-    let owned: Vec<Value> = ctl
-        .dependents(&uid, Kind::Pod)
-        .into_iter()
-        .filter(|p| meta::controller_of(p).is_some_and(|(_, _, _, owner)| owner == uid))
-        .collect();
-    let phase_count = |phase: &str| owned.iter().filter(|p| pods::phase(p) == phase).count() as i64;
+    let owned = ctl.pods_of(&uid);
+    let phase_count = |phase: &str| owned.iter().filter(|p| p.phase == phase).count() as i64;
     // Finished pods may have been deleted since; the status remembers them.
     let succeeded = phase_count("Succeeded").max(job["status"]["succeeded"].as_i64().unwrap_or(0));
     let failed = phase_count("Failed").max(job["status"]["failed"].as_i64().unwrap_or(0));
-    let mut active: Vec<Value> = owned
+    let mut active: Vec<PodInfo> = owned
         .iter()
-        .filter(|p| !meta::is_terminating(p) && !matches!(pods::phase(p), "Succeeded" | "Failed"))
+        .filter(|p| !p.terminating && !matches!(p.phase.as_str(), "Succeeded" | "Failed"))
         .cloned()
         .collect();
 
@@ -49,7 +45,7 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
             "Job has reached the specified backoff limit",
         ));
         for pod in active.drain(..) {
-            ctl.delete(&Key::of(Kind::Pod, &pod));
+            ctl.delete(&pod.key);
         }
     } else if spec["suspend"] != true {
         let wanted = parallelism.min(completions - succeeded);
@@ -67,12 +63,12 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
                 ],
             );
             if let Some(created) = ctl.create_pod(pod) {
-                active.push(created);
+                active.push(PodInfo::of(&created));
             }
         }
     }
 
-    let ready = active.iter().filter(|p| pods::is_ready(p)).count() as i64;
+    let ready = active.iter().filter(|p| p.ready).count() as i64;
     let counts = [
         ("active", active.len() as i64),
         ("succeeded", succeeded),

@@ -20,6 +20,7 @@ mod replicaset;
 mod rollout;
 mod statefulset;
 
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -197,12 +198,13 @@ impl Controllers {
         self.resync();
         loop {
             self.reconcile_dirty();
-            let wake = self
-                .timers
-                .values()
-                .min()
-                .copied()
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(5));
+            let wake = if self.dirty.is_empty() {
+                let next_timer = self.timers.values().min().copied();
+                next_timer.unwrap_or_else(|| Instant::now() + Duration::from_secs(5))
+            } else {
+                // More to do: only take in the events that arrived meanwhile.
+                Instant::now()
+            };
             tokio::select! {
                 event = events.recv() => match event {
                     Ok(event) => self.observe(event),
@@ -226,25 +228,34 @@ impl Controllers {
     /// Rebuilds the owner index from the store and marks every workload dirty: at start, and
     /// whenever events were missed.
     fn resync(&mut self) {
-        self.index = OwnerIndex::default();
+        // Objects are read in place, through a list filter that takes none of them: copying
+        // every pod of a large state would cost seconds and gigabytes.
+        let index = RefCell::new(OwnerIndex::default());
+        let dirty = RefCell::new(Vec::new());
+        let nodes = RefCell::new(BTreeSet::new());
         for kind in Kind::ALL {
             let Some(resource) = kind.resource() else {
                 continue;
             };
-            for obj in self.store.list(resource, None) {
-                let key = Key::of(kind, &obj);
-                self.index.upsert(&key, &obj);
+            let visit = |obj: &Value| {
+                let key = Key::of(kind, obj);
+                index.borrow_mut().upsert(&key, obj);
                 if let Some(node) = obj["spec"]["nodeName"]
                     .as_str()
                     .filter(|_| kind == Kind::Pod)
                 {
-                    self.loaded_nodes.insert(node.to_string());
+                    nodes.borrow_mut().insert(node.to_string());
                 }
                 if kind != Kind::Pod {
-                    self.dirty.insert(key);
+                    dirty.borrow_mut().push(key);
                 }
-            }
+                false
+            };
+            let _ = self.store.list_page(resource, None, &visit, 0, None);
         }
+        self.index = index.into_inner();
+        self.dirty.extend(dirty.into_inner());
+        self.loaded_nodes.extend(nodes.into_inner());
         for key in self.kubelet.keys() {
             self.dirty.insert(key);
         }
@@ -301,8 +312,8 @@ impl Controllers {
 
     fn reconcile_dirty(&mut self) {
         // Reconciling writes, and writes come back as events that mark objects dirty again; the
-        // bound keeps a misbehaving loop from starving the event stream.
-        for _ in 0..10_000 {
+        // bound lets events in between, so that the index stays fresh during a long pass.
+        for _ in 0..1_000 {
             let Some(key) = self.dirty.pop_first() else {
                 return;
             };
@@ -333,6 +344,11 @@ impl Controllers {
 
     pub fn get(&self, key: &Key) -> Option<Value> {
         self.store.get(key.kind.resource()?, key.ns(), &key.name)
+    }
+
+    /// The pods that `owner_uid` controls, as last seen.
+    pub fn pods_of(&self, owner_uid: &str) -> Vec<pods::PodInfo> {
+        self.index.pods_of(owner_uid)
     }
 
     /// The objects of `kind` that `owner_uid` owns, as the store has them now.

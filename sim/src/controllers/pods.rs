@@ -1,8 +1,52 @@
 //! Building pods from templates, and reading what state a pod is in: shared by every controller.
 
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::{NEW_PODS_ANNOTATION, meta};
+use super::{Key, Kind, NEW_PODS_ANNOTATION, meta};
+
+/// What the controllers need to know about a pod, kept in the index from store events, so that
+/// counting the pods of a workload never copies them.
+#[derive(Debug, Clone)]
+pub struct PodInfo {
+    pub key: Key,
+    /// The uid of the pod's controller, if it has one.
+    pub controller_uid: Option<String>,
+    pub phase: String,
+    pub ready: bool,
+    pub terminating: bool,
+    pub node: Option<String>,
+    pub created: Option<DateTime<Utc>>,
+    pub labels: Value,
+}
+
+impl PodInfo {
+    pub fn of(pod: &Value) -> PodInfo {
+        PodInfo {
+            key: Key::of(Kind::Pod, pod),
+            controller_uid: meta::controller_of(pod).map(|(_, _, _, uid)| uid.to_string()),
+            phase: phase(pod).to_string(),
+            ready: is_ready(pod),
+            terminating: meta::is_terminating(pod),
+            node: pod["spec"]["nodeName"].as_str().map(str::to_string),
+            created: meta::created_at(pod),
+            labels: pod["metadata"]["labels"].clone(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.key.name
+    }
+
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels[key].as_str()
+    }
+
+    /// Running and Ready, and not being deleted: what ordered StatefulSet creation waits for.
+    pub fn healthy(&self) -> bool {
+        !self.terminating && self.phase == "Running" && self.ready
+    }
+}
 
 /// How a new pod is named: a fixed name (StatefulSet ordinals) or a prefix the API server
 /// completes (`generateName`).
@@ -58,25 +102,17 @@ pub fn is_ready(pod: &Value) -> bool {
     meta::condition(pod, "Ready").is_some_and(|c| c["status"] == "True")
 }
 
-/// A pod that counts towards its controller's replicas: not being deleted. Pods that failed or
-/// completed count too, so that a loaded state with such pods is left as it is.
-pub fn is_counted(pod: &Value) -> bool {
-    !meta::is_terminating(pod)
-}
-
 /// Orders pods for scale-down the way the ReplicaSet controller does, most expendable first:
 /// unscheduled before scheduled, pending before running, not ready before ready, newer before older.
-pub fn scale_down_order(pods: &mut [Value]) {
+pub fn scale_down_order(pods: &mut [PodInfo]) {
     pods.sort_by_key(|pod| {
-        let scheduled = !pod["spec"]["nodeName"].is_null();
-        let running = phase(pod) == "Running";
-        let created = meta::created_at(pod).map(|t| -t.timestamp()).unwrap_or(0);
+        let created = pod.created.map(|t| -t.timestamp()).unwrap_or(0);
         (
-            scheduled,
-            running,
-            is_ready(pod),
+            pod.node.is_some(),
+            pod.phase == "Running",
+            pod.ready,
             created,
-            meta::name(pod).to_string(),
+            pod.name().to_string(),
         )
     });
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::pods::{self, PodName};
+use super::pods::{self, PodInfo, PodName};
 use super::{Controllers, Key, Kind, meta};
 
 pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
@@ -27,31 +27,29 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
                 &[],
             );
             if let Some(created) = ctl.create_pod(pod) {
-                pods.push(created);
+                pods.push(PodInfo::of(&created));
             }
         }
     } else if missing < 0 {
         pods::scale_down_order(&mut pods);
-        let surplus: Vec<Value> = pods.drain(..(-missing) as usize).collect();
+        let surplus: Vec<PodInfo> = pods.drain(..(-missing) as usize).collect();
         for pod in &surplus {
-            ctl.delete(&Key::of(Kind::Pod, pod));
+            ctl.delete(&pod.key);
         }
     }
     write_status(ctl, key, &owner, &pods);
     None
 }
 
-/// The pods a ReplicaSet or ReplicationController controls and counts.
-pub fn owned_pods(ctl: &Controllers, owner: &Value) -> Vec<Value> {
-    let uid = meta::uid(owner);
-    ctl.dependents(uid, Kind::Pod)
-        .into_iter()
-        .filter(|pod| meta::controller_of(pod).is_some_and(|(_, _, _, owner_uid)| owner_uid == uid))
-        .filter(pods::is_counted)
-        .collect()
+/// The pods a ReplicaSet or ReplicationController controls and counts: all but those being
+/// deleted, whatever their phase, so that a loaded state with failed pods is left as it is.
+pub fn owned_pods(ctl: &Controllers, owner: &Value) -> Vec<PodInfo> {
+    let mut pods = ctl.pods_of(meta::uid(owner));
+    pods.retain(|pod| !pod.terminating);
+    pods
 }
 
-fn write_status(ctl: &mut Controllers, key: &Key, owner: &Value, pods: &[Value]) {
+fn write_status(ctl: &mut Controllers, key: &Key, owner: &Value, pods: &[PodInfo]) {
     let selector = &owner["spec"]["selector"];
     // A ReplicationController's selector is a plain label map.
     let selector = if key.kind == Kind::ReplicationController {
@@ -59,10 +57,10 @@ fn write_status(ctl: &mut Controllers, key: &Key, owner: &Value, pods: &[Value])
     } else {
         selector.clone()
     };
-    let ready = pods.iter().filter(|p| pods::is_ready(p)).count() as i64;
+    let ready = pods.iter().filter(|p| p.ready).count() as i64;
     let labelled = pods
         .iter()
-        .filter(|p| meta::selector_matches(&selector, &p["metadata"]["labels"]))
+        .filter(|p| meta::selector_matches(&selector, &p.labels))
         .count() as i64;
     let counts = [
         ("replicas", pods.len() as i64),

@@ -8,12 +8,12 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::deployment::{self, Strategy};
-use super::pods;
+use super::pods::PodInfo;
 use super::replicaset::owned_pods;
-use super::{Controllers, Key, Kind, meta};
+use super::{Controllers, Key, meta};
 
 const HASH_LABEL: &str = "rollouts-pod-template-hash";
 
@@ -55,10 +55,10 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
                 .map(|d| d + Duration::from_millis(50));
         } else {
             let mut running = owned_pods(ctl, &current.obj);
-            running.sort_by_key(|p| (meta::created_at(p), meta::name(p).to_string()));
-            let stale: Vec<&Value> = running
+            running.sort_by_key(|p| (p.created, p.name().to_string()));
+            let stale: Vec<&PodInfo> = running
                 .iter()
-                .filter(|p| meta::created_at(p).is_none_or(|t| t < restart_at))
+                .filter(|p| p.created.is_none_or(|t| t < restart_at))
                 .collect();
             if stale.is_empty() {
                 if running.len() as i64 == desired {
@@ -68,10 +68,10 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
                 }
             } else {
                 restart_pending = true;
-                let all_ready =
-                    running.len() as i64 == desired && running.iter().all(pods::is_ready);
+                let all_ready = running.len() as i64 == desired && running.iter().all(|p| p.ready);
                 if all_ready {
-                    ctl.delete(&Key::of(Kind::Pod, stale[0]));
+                    let key = stale[0].key.clone();
+                    ctl.delete(&key);
                 }
             }
         }

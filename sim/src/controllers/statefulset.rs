@@ -7,10 +7,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::pods::{self, PodName};
-use super::{Controllers, Key, Kind, meta};
+use super::pods::{self, PodInfo, PodName};
+use super::{Controllers, Key, meta};
 
 const REVISION_LABEL: &str = "controller-revision-hash";
 
@@ -44,21 +44,17 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
         .unwrap_or_else(|| update_revision.clone());
 
     let uid = meta::uid(&sts).to_string();
-    let mut by_ordinal: BTreeMap<usize, Value> = BTreeMap::new();
-    for pod in ctl.dependents(&uid, Kind::Pod) {
-        if meta::controller_of(&pod).is_none_or(|(_, _, _, owner)| owner != uid) {
-            continue;
-        }
-        if let Some(ordinal) = meta::name(&pod)
+    let mut by_ordinal: BTreeMap<usize, PodInfo> = BTreeMap::new();
+    for pod in ctl.pods_of(&uid) {
+        if let Some(ordinal) = pod
+            .name()
             .strip_prefix(&format!("{name}-"))
             .and_then(|o| o.parse().ok())
         {
             by_ordinal.insert(ordinal, pod);
         }
     }
-    let healthy = |pod: &Value| {
-        !meta::is_terminating(pod) && pods::phase(pod) == "Running" && pods::is_ready(pod)
-    };
+    let healthy = |pod: &PodInfo| pod.healthy();
 
     // Create missing pods, lowest ordinal first; in order, wait for each to be Running and Ready.
     let mut waiting = false;
@@ -100,7 +96,7 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
                     pod["spec"]["subdomain"] = json!(service);
                 }
                 if let Some(created) = ctl.create_pod(pod) {
-                    by_ordinal.insert(ordinal, created);
+                    by_ordinal.insert(ordinal, PodInfo::of(&created));
                 }
                 waiting = true;
                 if !parallel {
@@ -120,9 +116,9 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
     if !waiting {
         for ordinal in surplus {
             if let Some(pod) = by_ordinal.remove(&ordinal)
-                && !meta::is_terminating(&pod)
+                && !pod.terminating
             {
-                ctl.delete(&Key::of(Kind::Pod, &pod));
+                ctl.delete(&pod.key);
             }
             if !parallel {
                 break;
@@ -136,25 +132,22 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
         let outdated = (partition..replicas).rev().find(|o| {
             by_ordinal
                 .get(o)
-                .is_some_and(|p| meta::label(p, REVISION_LABEL) != Some(update_revision.as_str()))
+                .is_some_and(|p| p.label(REVISION_LABEL) != Some(update_revision.as_str()))
         });
         if let Some(pod) = outdated.and_then(|ordinal| by_ordinal.remove(&ordinal)) {
-            ctl.delete(&Key::of(Kind::Pod, &pod));
+            ctl.delete(&pod.key);
         }
     }
 
-    let live: Vec<&Value> = by_ordinal
-        .values()
-        .filter(|p| !meta::is_terminating(p))
-        .collect();
-    let count = |f: &dyn Fn(&Value) -> bool| live.iter().filter(|p| f(p)).count() as i64;
-    let ready = count(&|p| pods::is_ready(p));
-    let updated = count(&|p| meta::label(p, REVISION_LABEL) == Some(update_revision.as_str()));
+    let live: Vec<&PodInfo> = by_ordinal.values().filter(|p| !p.terminating).collect();
+    let count = |f: &dyn Fn(&PodInfo) -> bool| live.iter().filter(|p| f(p)).count() as i64;
+    let ready = count(&|p| p.ready);
+    let updated = count(&|p| p.label(REVISION_LABEL) == Some(update_revision.as_str()));
     let mut current_revision = current_revision;
     if updated == replicas as i64 && ready == replicas as i64 && live.len() == replicas {
         current_revision = update_revision.clone();
     }
-    let current = count(&|p| meta::label(p, REVISION_LABEL) == Some(current_revision.as_str()));
+    let current = count(&|p| p.label(REVISION_LABEL) == Some(current_revision.as_str()));
     let counts = [
         ("observedGeneration", meta::generation(&sts)),
         ("replicas", live.len() as i64),
