@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
 use k8s_openapi::api::core::v1::{ConfigMap, Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -155,14 +154,16 @@ async fn create_event(
     reason: &str,
     message: &str,
 ) -> Result<()> {
-    let now = Utc::now();
+    // One Event per workload, reason and target: a re-run counts up instead of piling up.
+    let name = format!(
+        "{}.{}.{:08x}",
+        entry.name.chars().take(200).collect::<String>(),
+        reason.to_ascii_lowercase(),
+        fnv1a(&[entry.kind.as_str(), plan.target.as_str()]) as u32
+    );
     let event = Event {
         metadata: ObjectMeta {
-            name: Some(format!(
-                "{}.{:x}",
-                entry.name.chars().take(200).collect::<String>(),
-                now.timestamp_nanos_opt().unwrap_or_default()
-            )),
+            name: Some(name.clone()),
             namespace: Some(entry.namespace.clone()),
             ..ObjectMeta::default()
         },
@@ -190,10 +191,41 @@ async fn create_event(
     let api: Api<Event> = Api::namespaced(client.clone(), &entry.namespace);
     let action = format!("recording an Event on {}", describe(plan));
     let params = PostParams::default();
-    retry(&action, || api.create(&params, &event))
-        .await
-        .map(|_| ())
-        .map_err(|source| Error::Kube { action, source })
+    match retry(&action, || api.create(&params, &event)).await {
+        Ok(_) => Ok(()),
+        Err(error) if status_code(&error) == Some(409) => {
+            let existing =
+                retry(&action, || api.get(&name))
+                    .await
+                    .map_err(|source| Error::Kube {
+                        action: action.clone(),
+                        source,
+                    })?;
+            let body = json!({
+                "count": existing.count.unwrap_or(1) + 1,
+                "lastTimestamp": Time(Timestamp::now()),
+                "message": event.message,
+            });
+            let (params, patch) = (PatchParams::default(), Patch::Merge(&body));
+            retry(&action, || api.patch(&name, &params, &patch))
+                .await
+                .map(|_| ())
+                .map_err(|source| Error::Kube { action, source })
+        }
+        Err(source) => Err(Error::Kube { action, source }),
+    }
+}
+
+/// A stable short hash (FNV-1a) for names that must be the same run after run.
+fn fnv1a(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.bytes().chain([0]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
 }
 
 /// A short summary in the Job's termination message, when the file exists (in a pod).

@@ -152,6 +152,7 @@ async fn run_renews_every_restartable_proxy_and_leaves_the_rest() {
 
     // A second run finds nothing to restart and restarts nothing.
     let writes = cluster.workload_writes().len();
+    let events_before = events["items"].as_array().unwrap().len();
     let (code, again, stderr) = cluster.run(&[]).await;
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(
@@ -166,6 +167,16 @@ async fn run_renews_every_restartable_proxy_and_leaves_the_rest() {
             .iter()
             .all(|w| w["action"] == "manual")
     );
+    // Its Events about the same manual items count up instead of piling up.
+    let events = cluster.kubectl_json(&["get", "events", "-A"]);
+    assert_eq!(events["items"].as_array().unwrap().len(), events_before);
+    let catalog = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["involvedObject"]["name"] == "catalog")
+        .unwrap();
+    assert_eq!(catalog["count"], 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

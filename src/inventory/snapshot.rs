@@ -531,6 +531,79 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Arbitrary bytes, and arbitrary mutations of a valid snapshot: an error or an
+        /// inventory, never a panic.
+        #[test]
+        fn no_input_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            let _ = read(bytes.as_slice(), "fuzz", InventoryBuilder::new());
+        }
+
+        #[test]
+        fn no_mutation_of_a_snapshot_panics(
+            position in 0usize..LIST.len(),
+            cut in proptest::bool::ANY,
+            byte in proptest::sample::select(b"{}[]\",:0a \x00-\xff".to_vec()),
+        ) {
+            let mut bytes = LIST.as_bytes().to_vec();
+            if cut {
+                bytes.truncate(position);
+            } else {
+                bytes[position] = byte;
+            }
+            let _ = read(bytes.as_slice(), "fuzz", InventoryBuilder::new());
+        }
+
+        #[test]
+        fn items_of_any_shape_never_panic(item in arbitrary_json(3)) {
+            let text = format!(r#"{{"kind":"List","items":[{item}]}}"#);
+            let _ = read(text.as_bytes(), "fuzz", InventoryBuilder::new());
+        }
+    }
+
+    /// JSON values biased towards the keys an object of the inventory has.
+    fn arbitrary_json(depth: u32) -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just("null".to_string()),
+            Just("true".to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            "[a-zA-Z0-9:/._-]{0,12}".prop_map(|s| format!("{s:?}")),
+        ];
+        leaf.prop_recursive(depth, 64, 6, |inner| {
+            let key = proptest::sample::select(vec![
+                "kind",
+                "apiVersion",
+                "metadata",
+                "name",
+                "namespace",
+                "spec",
+                "status",
+                "containers",
+                "initContainers",
+                "image",
+                "phase",
+                "conditions",
+                "labels",
+                "annotations",
+                "ownerReferences",
+                "controller",
+                "data",
+                "values",
+                "x",
+            ]);
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|items| format!("[{}]", items.join(","))),
+                proptest::collection::vec((key, inner), 0..5).prop_map(|fields| {
+                    let body: Vec<String> =
+                        fields.iter().map(|(k, v)| format!("{k:?}:{v}")).collect();
+                    format!("{{{}}}", body.join(","))
+                }),
+            ]
+        })
+    }
+
     #[test]
     fn non_utf8_is_an_error_not_a_panic() {
         let mut bytes = br#"{"kind":"List","items":[{"kind":"Pod","metadata":{"name":""#.to_vec();
