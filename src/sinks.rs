@@ -260,6 +260,7 @@ pub fn write_termination_log(report: &Report, exit_code: i32) {
 /// Progress for people: a bar on a terminal; in a Job, one log line per state change.
 pub struct Progress {
     bar: Option<ProgressBar>,
+    in_flight: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Progress {
@@ -275,7 +276,21 @@ impl Progress {
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
-        Progress { bar }
+        Progress {
+            bar,
+            in_flight: Default::default(),
+        }
+    }
+
+    /// `2 in flight: Deployment shop/orders, StatefulSet shop/cart`
+    fn in_flight_message(
+        &self,
+        change: impl FnOnce(&mut std::collections::BTreeSet<String>),
+    ) -> String {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        change(&mut in_flight);
+        let names: Vec<&str> = in_flight.iter().map(String::as_str).collect();
+        format!("{} in flight: {}", names.len(), names.join(", "))
     }
 
     pub fn finish(&self) {
@@ -288,11 +303,9 @@ impl Progress {
 impl Observer for Progress {
     fn started(&self, workload: &WorkloadPlan) {
         match &self.bar {
-            Some(bar) => bar.set_message(format!(
-                "{} {}",
-                workload.action.as_str(),
-                describe(workload)
-            )),
+            Some(bar) => bar.set_message(self.in_flight_message(|f| {
+                f.insert(describe(workload));
+            })),
             None => tracing::info!(
                 workload = %describe(workload),
                 action = workload.action.as_str(),
@@ -306,6 +319,9 @@ impl Observer for Progress {
     fn finished(&self, workload: &WorkloadPlan, outcome: &Outcome) {
         match &self.bar {
             Some(bar) => {
+                bar.set_message(self.in_flight_message(|f| {
+                    f.remove(&describe(workload));
+                }));
                 bar.inc(1);
                 bar.println(format!(
                     "{:>9}  {}{}",
@@ -336,6 +352,42 @@ impl Observer for Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_report_too_big_for_a_configmap_is_trimmed_and_says_so() {
+        let pod = |i: usize| {
+            serde_json::json!({"namespace": "shop", "name": format!("orders-{i:06}-{}", "x".repeat(40)),
+                "verdict": "excluded", "action": "none", "proxyImage": "docker.io/istio/proxyv2:1.23.2",
+                "workload": {"kind": "Deployment", "name": "orders"}, "reason": "namespace shop carries the skip label"})
+        };
+        let report: Report = serde_json::from_value(serde_json::json!({
+            "apiVersion": crate::report::API_VERSION, "kind": crate::report::KIND, "mode": "run",
+            "startedAt": "2026-11-26T10:00:00Z", "finishedAt": "2026-11-26T10:00:01Z",
+            "controlPlane": {"version": "1.24.1", "image": null, "source": "x", "gate": {"passed": true}},
+            "summary": {"pods": 8000, "proxies": 8000, "upToDate": 0, "drifted": 0, "restarted": 0, "failed": 0, "manual": 0},
+            "workloads": [], "pods": (0..8000).map(pod).collect::<Vec<_>>()
+        }))
+        .unwrap();
+        let data = configmap_data(&report).unwrap();
+        let size: usize = data.values().map(String::len).sum();
+        assert!(size <= CONFIGMAP_BUDGET, "{size}");
+        let trimmed: Report = serde_json::from_str(&data[REPORT_KEY]).unwrap();
+        assert!(trimmed.pods.len() < 8000 && !trimmed.pods.is_empty());
+        assert_eq!(
+            trimmed.summary, report.summary,
+            "the summary still counts every pod"
+        );
+        assert!(trimmed.notes.iter().any(|n| n.contains("of 8000 pods")));
+        assert!(data[MARKDOWN_KEY].contains("trimmed"));
+
+        let small = Report {
+            pods: report.pods[..10].to_vec(),
+            ..report
+        };
+        let data = configmap_data(&small).unwrap();
+        let whole: Report = serde_json::from_str(&data[REPORT_KEY]).unwrap();
+        assert_eq!(whole, small);
+    }
 
     #[test]
     fn configmap_targets_are_namespace_slash_name() {

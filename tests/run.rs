@@ -463,3 +463,24 @@ async fn snapshot_then_plan_matches_the_live_plan() {
     assert_eq!(live["workloads"], offline["workloads"]);
     assert_eq!(live["summary"], offline["summary"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_wait_restarts_and_reports_without_waiting() {
+    let cluster = Cluster::start(example_state(), |c| c.pod_start = Duration::from_secs(30)).await;
+    let started = std::time::Instant::now();
+    let (code, report, stderr) = cluster.run(&["--no-wait", "--namespace", "payments"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "it did not wait for 30 s pods"
+    );
+    let billing = workload(&report, "Deployment", "payments", "billing");
+    assert_eq!(billing["status"], "restarted");
+    assert_eq!(report["summary"]["restarted"], 1);
+    let deployment = cluster.kubectl_json(&["get", "deployment", "-n", "payments", "billing"]);
+    assert_eq!(
+        deployment["metadata"]["annotations"]["istio-proxy-reset.kyma-project.io/target-version"],
+        "1.24.1"
+    );
+    assert!(deployment["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"].is_string());
+}
