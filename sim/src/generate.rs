@@ -758,7 +758,8 @@ impl<'a> Generator<'a> {
             "conditions": [
                 {"type": "Available", "status": if available >= desired - max_unavailable { "True" } else { "False" },
                  "reason": if available >= desired - max_unavailable { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" },
-                 "message": "Deployment has minimum availability.", "lastUpdateTime": time, "lastTransitionTime": time},
+                 "message": if available >= desired - max_unavailable { "Deployment has minimum availability." } else { "Deployment does not have minimum availability." },
+                 "lastUpdateTime": time, "lastTransitionTime": time},
                 {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
                  "message": format!("ReplicaSet \"{name}-{}\" has successfully progressed.", template_hash(&template, 0)),
                  "lastUpdateTime": time, "lastTransitionTime": time},
@@ -816,7 +817,7 @@ impl<'a> Generator<'a> {
             "apiVersion": "apps/v1", "kind": "ReplicaSet",
             "metadata": {"name": name, "namespace": namespace, "uid": uid, "generation": 1,
                          "creationTimestamp": Self::stamp(self.past(30)), "labels": rs_template["metadata"]["labels"],
-                         "annotations": {"deployment.kubernetes.io/revision": revision,
+                         "annotations": {revision_annotation(hash_label): revision,
                                          "deployment.kubernetes.io/desired-replicas": replicas.to_string(),
                                          "deployment.kubernetes.io/max-replicas": (replicas + replicas.div_ceil(4)).to_string()},
                          "ownerReferences": [owner]},
@@ -878,8 +879,9 @@ impl<'a> Generator<'a> {
         };
         let mut status = json!({"observedGeneration": 1, "replicas": replicas, "readyReplicas": ready, "availableReplicas": ready,
                                 "currentReplicas": replicas, "updatedReplicas": replicas,
-                                "currentRevision": revision, "updateRevision": revision, "collisionCount": 0});
+                                "currentRevision": revision, "updateRevision": revision});
         prune_zero_counts(&mut status);
+        status["collisionCount"] = json!(0);
         let sts = json!({
             "apiVersion": "apps/v1", "kind": "StatefulSet",
             "metadata": {"name": name, "namespace": namespace, "uid": uid, "generation": 1,
@@ -1023,7 +1025,8 @@ impl<'a> Generator<'a> {
         prune_zero_counts(&mut status);
         let rollout = json!({
             "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
-            "metadata": {"name": name, "namespace": namespace, "uid": uid, "generation": 1, "creationTimestamp": Self::stamp(self.past(90))},
+            "metadata": {"name": name, "namespace": namespace, "uid": uid, "generation": 1, "creationTimestamp": Self::stamp(self.past(90)),
+                         "annotations": {"rollout.argoproj.io/revision": "1"}},
             "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": template["metadata"]["labels"]["app"]}},
                      "strategy": {"canary": {"maxSurge": "25%", "maxUnavailable": 0}}, "template": template},
             "status": status,
@@ -1079,6 +1082,15 @@ impl<'a> Generator<'a> {
     ) -> io::Result<()> {
         let state = self.pod_state();
         self.pod(namespace, name, &template, None, &sidecar, None, state)
+    }
+}
+
+/// The annotation that numbers revisions: Argo Rollouts' own, or the Deployment one.
+fn revision_annotation(hash_label: &str) -> &'static str {
+    if hash_label == "rollouts-pod-template-hash" {
+        "rollout.argoproj.io/revision"
+    } else {
+        "deployment.kubernetes.io/revision"
     }
 }
 

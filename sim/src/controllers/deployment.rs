@@ -15,11 +15,13 @@ use serde_json::{Value, json};
 use super::pods::template_with_label;
 use super::{Controllers, Key, Kind, meta};
 
-const REVISION: &str = "deployment.kubernetes.io/revision";
+/// The annotation that numbers a Deployment's revisions (Argo Rollouts have their own).
+pub const REVISION: &str = "deployment.kubernetes.io/revision";
 
 /// How a workload rolls its ReplicaSets.
 pub struct Strategy {
     pub hash_label: &'static str,
+    pub revision_annotation: &'static str,
     pub desired: i64,
     pub max_surge: i64,
     pub max_unavailable: i64,
@@ -41,7 +43,7 @@ pub struct Rs {
 }
 
 impl Rs {
-    fn new(obj: Value) -> Rs {
+    fn new(obj: Value, revision_annotation: &str) -> Rs {
         let target = obj["spec"]["replicas"].as_i64().unwrap_or(1);
         let status = &obj["status"];
         let count = |f: &str| status[f].as_i64().unwrap_or(0);
@@ -52,7 +54,7 @@ impl Rs {
             ready: count("readyReplicas"),
             // Status may lag a scale-down; a ReplicaSet never has more available pods than it wants.
             available: count("availableReplicas").min(target),
-            revision: meta::annotation(&obj, REVISION)
+            revision: meta::annotation(&obj, revision_annotation)
                 .and_then(|r| r.parse().ok())
                 .unwrap_or(0),
             obj,
@@ -89,6 +91,7 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
     let rolling = &spec["strategy"]["rollingUpdate"];
     let strategy = Strategy {
         hash_label: "pod-template-hash",
+        revision_annotation: REVISION,
         desired,
         max_surge: meta::int_or_percent(&rolling["maxSurge"], desired, "25%", true),
         max_unavailable: meta::int_or_percent(&rolling["maxUnavailable"], desired, "25%", false),
@@ -114,7 +117,7 @@ pub fn reconcile_replica_sets(
         .into_iter()
         .filter(|rs| meta::controller_of(rs).is_some_and(|(_, _, _, uid)| uid == owner_uid))
         .filter(|rs| !meta::is_terminating(rs))
-        .map(Rs::new)
+        .map(|rs| Rs::new(rs, strategy.revision_annotation))
         .collect();
     all.sort_by_key(|rs| (meta::created_at(&rs.obj), meta::name(&rs.obj).to_string()));
     let current_index = all.iter().position(|rs| {
@@ -126,7 +129,8 @@ pub fn reconcile_replica_sets(
     let max_old_revision = old.iter().map(|rs| rs.revision).max().unwrap_or(0);
 
     if current.is_none() && !strategy.paused {
-        current = create_replica_set(ctl, owner, strategy, max_old_revision + 1).map(Rs::new);
+        current = create_replica_set(ctl, owner, strategy, max_old_revision + 1)
+            .map(|rs| Rs::new(rs, strategy.revision_annotation));
         changed = current.is_some();
     }
     let Some(new) = current.as_mut() else {
@@ -141,14 +145,19 @@ pub fn reconcile_replica_sets(
         new.revision = max_old_revision + 1;
         let revision = new.revision.to_string();
         ctl.modify(&new.key, |rs| {
-            meta::set_meta_entry(rs, "annotations", REVISION, &revision)
+            meta::set_meta_entry(rs, "annotations", strategy.revision_annotation, &revision)
         });
     }
     let owner_revision = new.revision.to_string();
-    if meta::annotation(owner, REVISION) != Some(owner_revision.as_str()) {
+    if meta::annotation(owner, strategy.revision_annotation) != Some(owner_revision.as_str()) {
         let owner_key = Key::of(owner_kind(owner), owner);
         ctl.modify(&owner_key, |o| {
-            meta::set_meta_entry(o, "annotations", REVISION, &owner_revision)
+            meta::set_meta_entry(
+                o,
+                "annotations",
+                strategy.revision_annotation,
+                &owner_revision,
+            )
         });
     }
 
@@ -273,7 +282,10 @@ fn create_replica_set(
             .cloned()
             .unwrap_or_default();
         annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
-        annotations.insert(REVISION.to_string(), json!(revision.to_string()));
+        annotations.insert(
+            strategy.revision_annotation.to_string(),
+            json!(revision.to_string()),
+        );
         annotations.insert(
             "deployment.kubernetes.io/desired-replicas".into(),
             json!(strategy.desired.to_string()),
@@ -502,6 +514,7 @@ mod tests {
     fn strategy(desired: i64, surge: i64, unavailable: i64) -> Strategy {
         Strategy {
             hash_label: "pod-template-hash",
+            revision_annotation: REVISION,
             desired,
             max_surge: surge,
             max_unavailable: unavailable,

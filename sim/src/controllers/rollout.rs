@@ -27,6 +27,7 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
     let canary = &spec["strategy"]["canary"];
     let strategy = Strategy {
         hash_label: HASH_LABEL,
+        revision_annotation: "rollout.argoproj.io/revision",
         desired,
         max_surge: meta::int_or_percent(&canary["maxSurge"], desired, "25%", true),
         max_unavailable: meta::int_or_percent(&canary["maxUnavailable"], desired, "25%", false),
