@@ -68,13 +68,13 @@ fn scaled(value: &Value, total: i64) -> Option<i64> {
 }
 
 /// The pods a budget selects (none when it has no selector).
-fn selected_pods(store: &Store, pdb: &Value) -> Vec<Value> {
+fn selected_pods(store: &Store, pdb: &Value) -> Vec<Arc<Value>> {
     let ns = pdb["metadata"]["namespace"].as_str();
     let Some(selector) = LabelSelector::from_spec(pdb["spec"].get("selector")) else {
         return Vec::new();
     };
     store
-        .list(pods(), ns)
+        .list_shared(pods(), ns)
         .into_iter()
         .filter(|p| selector.matches(p) && !is_terminal(p))
         .collect()

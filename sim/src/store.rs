@@ -329,6 +329,21 @@ impl Store {
         }
     }
 
+    /// Like [`Store::list`], but shares the objects with the store instead of copying them.
+    pub fn list_shared(&self, r: &ResourceType, ns: Option<&str>) -> Vec<Arc<Value>> {
+        let inner = self.lock();
+        let Some(map) = inner.objects.get(r) else {
+            return Vec::new();
+        };
+        match ns.filter(|_| r.namespaced) {
+            Some(ns) => map
+                .range(namespace_range(ns))
+                .map(|(_, o)| o.clone())
+                .collect(),
+            None => map.values().cloned().collect(),
+        }
+    }
+
     /// One page of a list: objects of `r` in `ns` for which `filter` holds, after `start` (a token
     /// from the previous page) and at the snapshot the token pins; at most `limit` (0: all).
     /// 410 Expired when the token's snapshot is older than the kept history.

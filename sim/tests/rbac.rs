@@ -152,6 +152,16 @@ fn kubectl_is_forbidden_as_the_user_and_allowed_with_the_admin_context() {
         ]))
         .contains("secret/token")
     );
+    let can_i = |args: &[&str]| {
+        String::from_utf8_lossy(&sim.kubectl(&[&["auth", "can-i"][..], args].concat()).stdout)
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        can_i(&["create", "pods", "--subresource=eviction", "-n", "shop"]),
+        "yes"
+    );
+    assert_eq!(can_i(&["delete", "pods", "-n", "shop"]), "no");
     // The admin may impersonate, as `kubectl --as` does.
     let as_user = sim.kubectl(&[
         "--context",

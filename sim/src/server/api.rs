@@ -10,7 +10,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use super::{ADMIN_USER, RequestRecord, Shared, discovery, table, watch};
+use super::{ADMIN_USER, RequestRecord, Shared, discovery, protobuf, table, watch};
 use crate::admission;
 use crate::chaos::Fault;
 use crate::error::ApiError;
@@ -319,6 +319,11 @@ async fn dispatch(
     mut call: Call,
     cut_after: Option<Duration>,
 ) -> Result<Response<Body>, ApiError> {
+    if call.path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+        && call.method == Method::POST
+    {
+        return access_review(shared, &mut call).await;
+    }
     let route = route(&call.path)?;
     let read_only = call.method == Method::GET || call.method == Method::HEAD;
     let target = match route {
@@ -846,4 +851,36 @@ async fn evict(
     }
     let status = shared.evictions.evict(&shared.store, ns, name, &eviction)?;
     Ok(json_response(201, &status))
+}
+
+/// `SelfSubjectAccessReview` (`kubectl auth can-i`): may the caller do this?
+async fn access_review(shared: &Shared, call: &mut Call) -> Result<Response<Body>, ApiError> {
+    let mut review = if call.header(header::CONTENT_TYPE).contains("protobuf") {
+        let body = call.body_bytes().await?;
+        protobuf::access_review(&body)
+            .ok_or_else(|| ApiError::bad_request("the protobuf body could not be decoded"))?
+    } else {
+        call.body_json().await?
+    };
+    let attributes = &review["spec"]["resourceAttributes"];
+    let text = |field: &str| attributes[field].as_str().filter(|v| !v.is_empty());
+    let allowed = match (&shared.rbac, attributes.is_object()) {
+        (None, _) => true,
+        (Some(_), _) if call.user == ADMIN_USER => true,
+        // Non-resource URLs (discovery, health) are open to every authenticated user.
+        (Some(_), false) => true,
+        (Some(rbac), true) => rbac.allows(&Attributes {
+            user: &call.user,
+            verb: text("verb").unwrap_or_default(),
+            group: text("group").unwrap_or_default(),
+            resource: text("resource").unwrap_or_default(),
+            subresource: text("subresource"),
+            namespace: text("namespace"),
+            name: text("name"),
+        }),
+    };
+    review["apiVersion"] = json!("authorization.k8s.io/v1");
+    review["kind"] = json!("SelfSubjectAccessReview");
+    review["status"] = json!({"allowed": allowed});
+    Ok(json_response(201, &review))
 }

@@ -70,8 +70,11 @@ pub fn core_versions(server_address: &str) -> Value {
 }
 
 /// The API groups other than core, in the order of [`RESOURCES`].
+/// The group of the access reviews, which are answered, not stored.
+pub const AUTHORIZATION_GROUP: &str = "authorization.k8s.io";
+
 fn groups() -> Vec<(&'static str, &'static str)> {
-    let mut groups: Vec<(&str, &str)> = Vec::new();
+    let mut groups: Vec<(&str, &str)> = vec![(AUTHORIZATION_GROUP, "v1")];
     for r in RESOURCES.iter().filter(|r| !r.group.is_empty()) {
         if !groups.contains(&(r.group, r.version)) {
             groups.push((r.group, r.version));
@@ -103,6 +106,13 @@ pub fn group(name: &str) -> Option<Value> {
 
 /// The `APIResourceList` of one group version, or `None` when it is not served.
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
+    if (group, version) == (AUTHORIZATION_GROUP, "v1") {
+        let review = |name: &str, kind: &str| json!({"name": name, "singularName": kind.to_lowercase(), "namespaced": false, "kind": kind, "verbs": ["create"]});
+        return Some(json!({
+            "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "authorization.k8s.io/v1",
+            "resources": [review("selfsubjectaccessreviews", "SelfSubjectAccessReview")],
+        }));
+    }
     let served: Vec<&ResourceType> = RESOURCES
         .iter()
         .filter(|r| r.group == group && r.version == version)

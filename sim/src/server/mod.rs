@@ -3,6 +3,7 @@
 
 mod api;
 mod discovery;
+mod protobuf;
 mod table;
 mod watch;
 
