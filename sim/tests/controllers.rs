@@ -781,3 +781,30 @@ async fn a_bare_pod_created_through_the_store_starts() {
     assert!(pod["status"]["containerStatuses"][0]["state"]["running"].is_object());
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loading_a_generated_state_writes_nothing() {
+    let sim = kube_sim::start(SimConfig {
+        state: kube_sim::generate::generate(600, 21),
+        plain_http: true,
+        controllers: false,
+        ..Default::default()
+    })
+    .await
+    .expect("sim starts");
+    let store = sim.store();
+    let mut events = store.subscribe();
+    let controllers = kube_sim::controllers::spawn(store.clone(), Default::default());
+    // The first pass over 600 pods takes well under a second; give it ample time.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut written = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        written.push(format!(
+            "{:?} {} {}",
+            event.kind, event.resource.kind, event.object["metadata"]["name"]
+        ));
+    }
+    assert!(written.is_empty(), "the controllers wrote: {written:?}");
+    controllers.abort();
+    sim.shutdown().await;
+}
