@@ -237,3 +237,28 @@ fn events_are_listed() {
         "{out}"
     );
 }
+
+#[test]
+fn apply_creates_then_configures_from_a_file() {
+    let sim = SimProcess::start(&list(vec![namespace("shop")]), &[]);
+    let file = sim.dir.path().join("cm.yaml");
+    let manifest = |value: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n  namespace: shop\ndata:\n  a: \"{value}\"\n"
+        )
+    };
+    std::fs::write(&file, manifest("1")).unwrap();
+    let path = file.to_str().unwrap();
+    assert!(ok(sim.kubectl(&["apply", "-f", path])).contains("configmap/cfg created"));
+    std::fs::write(&file, manifest("2")).unwrap();
+    assert!(ok(sim.kubectl(&["apply", "-f", path])).contains("configmap/cfg configured"));
+    assert_eq!(
+        ok(sim.kubectl(&["get", "cm", "cfg", "-n", "shop", "-o", "jsonpath={.data.a}"])),
+        "2"
+    );
+    let again = sim.kubectl(&["create", "-f", path]);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("AlreadyExists"),
+        "{again:?}"
+    );
+}

@@ -88,6 +88,8 @@ enum Route {
     GroupList,
     Group(String),
     Resources(String, String),
+    OpenApiIndex,
+    OpenApi(String),
     Object(Target),
 }
 
@@ -116,6 +118,8 @@ fn route(path: &str) -> Result<Route, ApiError> {
         ["api", "v1"] => Ok(Route::Resources(String::new(), "v1".into())),
         ["api", "v1", rest @ ..] => target("", "v1", rest).map(Route::Object),
         ["apis"] => Ok(Route::GroupList),
+        ["openapi", "v3"] => Ok(Route::OpenApiIndex),
+        ["openapi", "v3", rest @ ..] => Ok(Route::OpenApi(rest.join("/"))),
         ["apis", group] => Ok(Route::Group(group.to_string())),
         ["apis", group, version] => Ok(Route::Resources(group.to_string(), version.to_string())),
         ["apis", group, version, rest @ ..] => target(group, version, rest).map(Route::Object),
@@ -345,6 +349,12 @@ async fn dispatch(
             return Ok(json_response(200, &discovery::core_versions(&host)));
         }
         Route::GroupList => return Ok(json_response(200, &discovery::group_list())),
+        Route::OpenApiIndex => return Ok(json_response(200, &discovery::openapi_index())),
+        Route::OpenApi(gv_path) => {
+            return discovery::openapi_group_version(&gv_path)
+                .map(|doc| json_response(200, &doc))
+                .ok_or_else(not_found_path);
+        }
         Route::Group(group) => {
             return discovery::group(&group)
                 .map(|g| json_response(200, &g))

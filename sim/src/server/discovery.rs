@@ -153,3 +153,65 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}),
     )
 }
+
+/// `/openapi/v3`: the index of the per-group-version documents.
+pub fn openapi_index() -> Value {
+    let mut paths = serde_json::Map::new();
+    let mut add = |gv_path: String| {
+        let url = format!("/openapi/v3/{gv_path}?hash=kube-sim");
+        paths.insert(gv_path, json!({"serverRelativeURL": url}));
+    };
+    add("api/v1".to_string());
+    for (group, version) in groups() {
+        add(format!("apis/{group}/{version}"));
+    }
+    json!({"paths": paths})
+}
+
+/// `/openapi/v3/api/v1`, `/openapi/v3/apis/G/V`: for each resource, the PATCH operation with its
+/// group-version-kind and the `fieldValidation` parameter. That is what kubectl looks for to
+/// validate on the server instead of downloading schemas; there are no schemas.
+pub fn openapi_group_version(gv_path: &str) -> Option<Value> {
+    let (group, version) = match gv_path.split('/').collect::<Vec<_>>().as_slice() {
+        ["api", "v1"] => ("", "v1"),
+        ["apis", group, version] => (*group, *version),
+        _ => return None,
+    };
+    let prefix = if group.is_empty() {
+        "/api/v1".to_string()
+    } else {
+        format!("/apis/{group}/{version}")
+    };
+    let mut paths = serde_json::Map::new();
+    for r in RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+    {
+        let path = if r.namespaced {
+            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
+        } else {
+            format!("{prefix}/{}/{{name}}", r.plural)
+        };
+        let operation = json!({
+            "operationId": format!("patch{}", r.kind),
+            "x-kubernetes-action": "patch",
+            "x-kubernetes-group-version-kind": {"group": r.group, "version": r.version, "kind": r.kind},
+            "parameters": [
+                {"name": "dryRun", "in": "query", "schema": {"type": "string"}},
+                {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},
+                {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
+            ],
+            "responses": {"200": {"description": "OK"}},
+        });
+        paths.insert(path, json!({"patch": operation}));
+    }
+    if paths.is_empty() {
+        return None;
+    }
+    Some(json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.33.0"},
+        "paths": paths,
+        "components": {},
+    }))
+}
