@@ -46,21 +46,27 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// Which cluster, which part of it, and how patient to be with its API: every live command's.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// Kubeconfig file; without one, $KUBECONFIG, ~/.kube/config, or the in-cluster service account.
     #[arg(long, env = "ISTIO_PROXY_RESET_KUBECONFIG", value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context to use.
     #[arg(long, env = "ISTIO_PROXY_RESET_CONTEXT")]
     pub context: Option<String>,
+    /// Where istiod and the injector ConfigMap live.
     #[arg(
         long,
         env = "ISTIO_PROXY_RESET_ISTIO_NAMESPACE",
         default_value = "istio-system"
     )]
     pub istio_namespace: String,
-    /// How long transient API errors are retried, per call.
-    #[arg(long, env = "ISTIO_PROXY_RESET_API_RETRY_TIMEOUT", default_value = "2m",
-          value_parser = parse_duration, value_name = "DURATION")]
-    pub api_retry_timeout: Duration,
-    /// Only these namespaces (repeatable); the Istio namespace's control plane is always included.
+    /// Only look at this namespace (repeatable); the control plane is read wherever it is.
     #[arg(
         long = "namespace",
         env = "ISTIO_PROXY_RESET_NAMESPACE",
@@ -68,6 +74,24 @@ pub struct SnapshotArgs {
         value_name = "NAMESPACE"
     )]
     pub namespaces: Vec<String>,
+    /// How long transient API errors (429, 5xx, timeouts, dropped connections) are retried, per call.
+    #[arg(long, env = "ISTIO_PROXY_RESET_API_RETRY_TIMEOUT", default_value = "2m",
+          value_parser = parse_duration, value_name = "DURATION")]
+    pub api_retry_timeout: Duration,
+}
+
+impl ClusterArgs {
+    fn scope(&self) -> Scope {
+        Scope {
+            namespaces: self.namespaces.clone(),
+            istio_namespace: self.istio_namespace.clone(),
+        }
+    }
+
+    async fn client(&self) -> Result<kube::Client> {
+        cluster::set_retry_budget(self.api_retry_timeout);
+        cluster::client(self.kubeconfig.as_deref(), self.context.as_deref()).await
+    }
 }
 
 #[derive(Debug, Args)]
@@ -90,12 +114,8 @@ pub struct ReportArgs {
 /// The options `plan` and `run` share.
 #[derive(Debug, Clone, Args)]
 pub struct Options {
-    /// Kubeconfig file; without one, the in-cluster service account (or $KUBECONFIG).
-    #[arg(long, env = "ISTIO_PROXY_RESET_KUBECONFIG", value_name = "PATH")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context to use.
-    #[arg(long, env = "ISTIO_PROXY_RESET_CONTEXT")]
-    pub context: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// The proxy version every pod must run, instead of the one the control plane says.
     #[arg(
         long,
@@ -106,13 +126,6 @@ pub struct Options {
     /// The proxy image every pod must run, instead of the one the injector says.
     #[arg(long, env = "ISTIO_PROXY_RESET_EXPECTED_IMAGE", value_name = "IMAGE")]
     pub expected_image: Option<String>,
-    /// Where istiod and the injector ConfigMap live.
-    #[arg(
-        long,
-        env = "ISTIO_PROXY_RESET_ISTIO_NAMESPACE",
-        default_value = "istio-system"
-    )]
-    pub istio_namespace: String,
     /// Never restart anything in this namespace (repeatable; its stale proxies are reported `excluded`).
     #[arg(
         long = "exclude-namespace",
@@ -121,14 +134,6 @@ pub struct Options {
         value_name = "NAMESPACE"
     )]
     pub exclude_namespaces: Vec<String>,
-    /// Only look at this namespace (repeatable).
-    #[arg(
-        long = "namespace",
-        env = "ISTIO_PROXY_RESET_NAMESPACE",
-        value_delimiter = ',',
-        value_name = "NAMESPACE"
-    )]
-    pub namespaces: Vec<String>,
     /// What goes to stdout: `table` on a terminal, `json` otherwise.
     #[arg(long, env = "ISTIO_PROXY_RESET_FORMAT", value_enum)]
     pub format: Option<Format>,
@@ -150,10 +155,6 @@ pub struct Options {
     #[arg(long, env = "ISTIO_PROXY_RESET_ROLLOUT_TIMEOUT", default_value = "10m",
           value_parser = parse_duration, value_name = "DURATION")]
     pub rollout_timeout: Duration,
-    /// How long transient API errors (429, 5xx, timeouts, dropped connections) are retried, per call.
-    #[arg(long, env = "ISTIO_PROXY_RESET_API_RETRY_TIMEOUT", default_value = "2m",
-          value_parser = parse_duration, value_name = "DURATION")]
-    pub api_retry_timeout: Duration,
     /// Restart and report without waiting for rollouts to finish.
     #[arg(long, env = "ISTIO_PROXY_RESET_NO_WAIT")]
     pub no_wait: bool,
@@ -174,16 +175,9 @@ fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
 impl Options {
     fn control_plane_options(&self) -> controlplane::Options {
         controlplane::Options {
-            istio_namespace: self.istio_namespace.clone(),
+            istio_namespace: self.cluster.istio_namespace.clone(),
             expected_version: self.expected_version.clone(),
             expected_image: self.expected_image.clone(),
-        }
-    }
-
-    fn scope(&self) -> Scope {
-        Scope {
-            namespaces: self.namespaces.clone(),
-            istio_namespace: self.istio_namespace.clone(),
         }
     }
 
@@ -204,21 +198,11 @@ impl Options {
 
 /// Runs a parsed command line; the process's exit code.
 pub fn main(cli: Cli) -> i32 {
-    match &cli.command {
-        Command::Plan(args) => cluster::set_retry_budget(args.options.api_retry_timeout),
-        Command::Run(options) => cluster::set_retry_budget(options.api_retry_timeout),
-        Command::Snapshot(args) => cluster::set_retry_budget(args.api_retry_timeout),
-        Command::Report(_) => {}
-    }
     let outcome = match cli.command {
         Command::Plan(args) if args.snapshot.is_some() => plan_command(*args, None),
         Command::Plan(args) => with_runtime(async move {
-            let client = cluster::client(
-                args.options.kubeconfig.as_deref(),
-                args.options.context.as_deref(),
-            )
-            .await?;
-            let inventory = live::read(&client, &args.options.scope()).await?;
+            let client = args.options.cluster.client().await?;
+            let inventory = live::read(&client, &args.options.cluster.scope()).await?;
             plan_command(*args, Some(inventory))
         }),
         Command::Run(options) => with_runtime(run_command(*options)),
@@ -266,9 +250,10 @@ fn plan_command(args: PlanArgs, live_inventory: Option<Inventory>) -> Result<i32
     }
     let inventory = match (live_inventory, &args.snapshot) {
         (Some(inventory), _) => inventory,
-        (None, Some(path)) => {
-            snapshot::read_file(path, InventoryBuilder::with_scope(&options.namespaces))?
-        }
+        (None, Some(path)) => snapshot::read_file(
+            path,
+            InventoryBuilder::with_scope(&options.cluster.namespaces),
+        )?,
         (None, None) => unreachable!("a live plan lists the cluster first"),
     };
     let (control_plane, gate, plan) = decide(&inventory, options)?;
@@ -300,8 +285,8 @@ async fn run_command(options: Options) -> Result<i32> {
     if let Some(target) = &options.report_configmap {
         sinks::configmap_target(target)?;
     }
-    let client = cluster::client(options.kubeconfig.as_deref(), options.context.as_deref()).await?;
-    let inventory = live::read(&client, &options.scope()).await?;
+    let client = options.cluster.client().await?;
+    let inventory = live::read(&client, &options.cluster.scope()).await?;
     let (control_plane, gate, plan) = decide(&inventory, &options)?;
     drop(inventory);
     let mut report = Report::from_plan(Mode::Run, started, &plan, &control_plane, &gate);
@@ -420,11 +405,8 @@ async fn shutdown_signal() {
 }
 
 async fn snapshot_command(args: SnapshotArgs) -> Result<i32> {
-    let client = cluster::client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
-    let scope = Scope {
-        namespaces: args.namespaces.clone(),
-        istio_namespace: args.istio_namespace.clone(),
-    };
+    let client = args.cluster.client().await?;
+    let scope = args.cluster.scope();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let count = live::write_snapshot(&client, &scope, &mut out).await?;
     out.flush().map_err(|source| Error::Io {
