@@ -101,6 +101,9 @@ pub fn apply_defaults(r: &ResourceType, obj: &mut Value) {
                 json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
             );
         }
+        ("", "Secret") if obj["type"].as_str().is_none_or(str::is_empty) => {
+            obj["type"] = json!("Opaque");
+        }
         ("apps", "ReplicaSet") | ("", "ReplicationController") => {
             set_default(obj, &["spec", "replicas"], json!(1));
         }

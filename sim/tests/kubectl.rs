@@ -262,3 +262,38 @@ fn apply_creates_then_configures_from_a_file() {
         "{again:?}"
     );
 }
+
+#[test]
+fn typed_create_commands_send_protobuf_and_work() {
+    let sim = SimProcess::start(&list(vec![]), &[]);
+    ok(sim.kubectl(&["create", "namespace", "shop"]));
+    ok(sim.kubectl(&[
+        "create",
+        "configmap",
+        "cfg",
+        "-n",
+        "shop",
+        "--from-literal=a=1",
+        "--from-literal=b=2",
+    ]));
+    ok(sim.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "token",
+        "-n",
+        "shop",
+        "--from-literal=t=s3cret",
+    ]));
+    let cm = json_of(sim.kubectl(&["get", "cm", "cfg", "-n", "shop", "-o", "json"]));
+    assert_eq!(cm["data"], json!({"a": "1", "b": "2"}));
+    let secret = json_of(sim.kubectl(&["get", "secret", "token", "-n", "shop", "-o", "json"]));
+    assert_eq!(secret["data"]["t"], "czNjcmV0");
+    assert_eq!(secret["type"], "Opaque");
+    // Kinds the simulation cannot decode from protobuf are refused, not misread.
+    let refused = sim.kubectl(&["create", "deployment", "web", "-n", "shop", "--image=web:1"]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("unknown format"),
+        "{refused:?}"
+    );
+}

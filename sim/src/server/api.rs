@@ -60,18 +60,25 @@ impl Call {
             .map_err(|e| ApiError::bad_request(format!("unable to read the request body: {e}")))
     }
 
+    /// The body as JSON. Protobuf bodies are read for the few kinds kubectl sends only that way.
     async fn body_json(&mut self) -> Result<Value, ApiError> {
-        let content_type = self.header(header::CONTENT_TYPE);
-        if content_type.contains("protobuf") || content_type.contains("cbor") {
-            return Err(ApiError::new(
+        let content_type = self.header(header::CONTENT_TYPE).to_string();
+        let unsupported = || {
+            ApiError::new(
                 415,
                 "UnsupportedMediaType",
                 format!(
                     "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml; got {content_type}"
                 ),
-            ));
+            )
+        };
+        if content_type.contains("cbor") {
+            return Err(unsupported());
         }
         let bytes = self.body_bytes().await?;
+        if content_type.contains("protobuf") {
+            return protobuf::decode(&bytes).ok_or_else(unsupported);
+        }
         serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::bad_request(format!(
                 "the body of the request was in an unknown format: {e}"
@@ -865,13 +872,7 @@ async fn evict(
 
 /// `SelfSubjectAccessReview` (`kubectl auth can-i`): may the caller do this?
 async fn access_review(shared: &Shared, call: &mut Call) -> Result<Response<Body>, ApiError> {
-    let mut review = if call.header(header::CONTENT_TYPE).contains("protobuf") {
-        let body = call.body_bytes().await?;
-        protobuf::access_review(&body)
-            .ok_or_else(|| ApiError::bad_request("the protobuf body could not be decoded"))?
-    } else {
-        call.body_json().await?
-    };
+    let mut review = call.body_json().await?;
     let attributes = &review["spec"]["resourceAttributes"];
     let text = |field: &str| attributes[field].as_str().filter(|v| !v.is_empty());
     let allowed = match (&shared.rbac, attributes.is_object()) {

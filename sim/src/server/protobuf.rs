@@ -1,14 +1,16 @@
-//! Just enough of the Kubernetes protobuf encoding to read the one request body `kubectl` sends
-//! only as protobuf and that this simulation answers: a `SelfSubjectAccessReview`
-//! (`kubectl auth can-i`). Answers are JSON, which clients decode by the response's Content-Type.
+//! Just enough of the Kubernetes protobuf encoding to read the request bodies that `kubectl`'s
+//! typed commands send only as protobuf: `create namespace`, `create configmap`,
+//! `create secret generic`, `auth can-i` (SelfSubjectAccessReview) and `drain` (Eviction).
+//! Answers are JSON, which clients decode by the response's Content-Type.
 
+use base64::Engine;
 use serde_json::{Map, Value, json};
 
 /// The prefix of every Kubernetes protobuf body, before its `runtime.Unknown` envelope.
 const MAGIC: &[u8] = b"k8s\0";
 
 enum Wire<'a> {
-    Varint,
+    Scalar,
     Bytes(&'a [u8]),
 }
 
@@ -34,11 +36,11 @@ fn fields(buf: &[u8]) -> Option<Vec<(u64, Wire<'_>)>> {
         let wire = match key & 7 {
             0 => {
                 varint(buf, &mut pos)?;
-                Wire::Varint
+                Wire::Scalar
             }
             1 => {
                 pos += 8;
-                Wire::Varint
+                Wire::Scalar
             }
             2 => {
                 let len = usize::try_from(varint(buf, &mut pos)?).ok()?;
@@ -48,7 +50,7 @@ fn fields(buf: &[u8]) -> Option<Vec<(u64, Wire<'_>)>> {
             }
             5 => {
                 pos += 4;
-                Wire::Varint
+                Wire::Scalar
             }
             _ => return None,
         };
@@ -64,47 +66,104 @@ fn field(buf: &[u8], number: u64) -> Option<&[u8]> {
     })
 }
 
-/// The JSON form of a protobuf `SelfSubjectAccessReview` body.
-pub fn access_review(body: &[u8]) -> Option<Value> {
-    let envelope = body.strip_prefix(MAGIC)?;
-    let review = field(envelope, 2)?; // runtime.Unknown.raw
-    let spec = field(review, 2).unwrap_or_default();
-    let mut spec_json = json!({});
-    if let Some(attributes) = field(spec, 1) {
-        // ResourceAttributes: namespace, verb, group, version, resource, subresource, name.
-        let names = [
-            "namespace",
-            "verb",
-            "group",
-            "version",
-            "resource",
-            "subresource",
-            "name",
-        ];
-        let mut map = Map::new();
-        for (number, wire) in fields(attributes)? {
-            if let (Wire::Bytes(b), Some(name)) =
-                (wire, names.get((number as usize).wrapping_sub(1)))
-            {
-                map.insert(name.to_string(), json!(String::from_utf8_lossy(b)));
-            }
+fn text(bytes: &[u8]) -> Value {
+    json!(String::from_utf8_lossy(bytes))
+}
+
+/// String fields of a message by field number (1-based position in `names`).
+fn strings(buf: &[u8], names: &[&str]) -> Option<Map<String, Value>> {
+    let mut map = Map::new();
+    for (number, wire) in fields(buf)? {
+        let name = usize::try_from(number)
+            .ok()
+            .and_then(|n| names.get(n.wrapping_sub(1)));
+        if let (Wire::Bytes(b), Some(name)) = (wire, name)
+            && !name.is_empty()
+        {
+            map.insert(name.to_string(), text(b));
         }
-        spec_json["resourceAttributes"] = Value::Object(map);
-    } else if let Some(attributes) = field(spec, 2) {
-        let mut map = Map::new();
-        for (number, wire) in fields(attributes)? {
-            if let (Wire::Bytes(b), Some(name)) = (
-                wire,
-                ["path", "verb"].get((number as usize).wrapping_sub(1)),
-            ) {
-                map.insert(name.to_string(), json!(String::from_utf8_lossy(b)));
-            }
-        }
-        spec_json["nonResourceAttributes"] = Value::Object(map);
     }
-    Some(
-        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "metadata": {}, "spec": spec_json}),
-    )
+    Some(map)
+}
+
+/// A `map<string, string>` (or bytes, base64-encoded as JSON has them) field.
+fn string_map(buf: &[u8], number: u64, base64_values: bool) -> Option<Map<String, Value>> {
+    let mut map = Map::new();
+    for (n, wire) in fields(buf)? {
+        if let (true, Wire::Bytes(entry)) = (n == number, wire) {
+            let key = field(entry, 1).unwrap_or_default();
+            let value = field(entry, 2).unwrap_or_default();
+            let value = if base64_values {
+                json!(base64::engine::general_purpose::STANDARD.encode(value))
+            } else {
+                text(value)
+            };
+            map.insert(String::from_utf8_lossy(key).into_owned(), value);
+        }
+    }
+    Some(map)
+}
+
+/// `ObjectMeta`: name, generateName, namespace, labels, annotations.
+fn object_meta(buf: &[u8]) -> Option<Value> {
+    let mut meta = strings(buf, &["name", "generateName", "namespace"])?;
+    for (number, name) in [(11, "labels"), (12, "annotations")] {
+        let map = string_map(buf, number, false)?;
+        if !map.is_empty() {
+            meta.insert(name.to_string(), Value::Object(map));
+        }
+    }
+    Some(Value::Object(meta))
+}
+
+/// The JSON form of a protobuf request body, for the kinds listed in the module's documentation.
+pub fn decode(body: &[u8]) -> Option<Value> {
+    let envelope = body.strip_prefix(MAGIC)?;
+    let type_meta = strings(
+        field(envelope, 1).unwrap_or_default(),
+        &["apiVersion", "kind"],
+    )?;
+    let raw = field(envelope, 2).unwrap_or_default();
+    let kind = type_meta.get("kind")?.as_str()?.to_string();
+    let mut obj = json!({
+        "apiVersion": type_meta.get("apiVersion").cloned().unwrap_or(json!("v1")),
+        "kind": kind,
+        "metadata": object_meta(field(raw, 1).unwrap_or_default())?,
+    });
+    match kind.as_str() {
+        "Namespace" | "Eviction" => {}
+        "ConfigMap" => {
+            obj["data"] = Value::Object(string_map(raw, 2, false)?);
+            obj["binaryData"] = Value::Object(string_map(raw, 3, true)?);
+        }
+        "Secret" => {
+            obj["data"] = Value::Object(string_map(raw, 2, true)?);
+            if let Some(t) = field(raw, 3) {
+                obj["type"] = text(t);
+            }
+        }
+        "SelfSubjectAccessReview" => {
+            let spec = field(raw, 2).unwrap_or_default();
+            obj["spec"] = if let Some(attributes) = field(spec, 1) {
+                let names = [
+                    "namespace",
+                    "verb",
+                    "group",
+                    "version",
+                    "resource",
+                    "subresource",
+                    "name",
+                ];
+                json!({"resourceAttributes": strings(attributes, &names)?})
+            } else if let Some(attributes) = field(spec, 2) {
+                json!({"nonResourceAttributes": strings(attributes, &["path", "verb"])?})
+            } else {
+                json!({})
+            };
+        }
+        _ => return None,
+    }
+    Some(obj)
 }
 
 #[cfg(test)]
@@ -117,8 +176,13 @@ mod tests {
         out
     }
 
+    fn envelope(api_version: &[u8], kind: &[u8], raw: &[u8]) -> Vec<u8> {
+        let type_meta = [bytes_field(1, api_version), bytes_field(2, kind)].concat();
+        [MAGIC, &bytes_field(1, &type_meta), &bytes_field(2, raw)].concat()
+    }
+
     #[test]
-    fn reads_resource_attributes() {
+    fn reads_an_access_review() {
         let attributes = [
             bytes_field(1, b"shop"),
             bytes_field(2, b"create"),
@@ -131,12 +195,36 @@ mod tests {
             bytes_field(2, &bytes_field(1, &attributes)),
         ]
         .concat();
-        let body = [MAGIC, &bytes_field(2, &review)].concat();
-        let json = access_review(&body).unwrap();
+        let json = decode(&envelope(
+            b"authorization.k8s.io/v1",
+            b"SelfSubjectAccessReview",
+            &review,
+        ))
+        .unwrap();
         assert_eq!(
             json["spec"]["resourceAttributes"],
             json!({"namespace": "shop", "verb": "create", "resource": "pods", "subresource": "eviction"})
         );
-        assert!(access_review(b"{}").is_none());
+        assert!(decode(b"{}").is_none());
+    }
+
+    #[test]
+    fn reads_a_config_map() {
+        let label = [bytes_field(1, b"app"), bytes_field(2, b"web")].concat();
+        let meta = [
+            bytes_field(1, b"cfg"),
+            bytes_field(3, b"shop"),
+            bytes_field(11, &label),
+        ]
+        .concat();
+        let entry = [bytes_field(1, b"a"), bytes_field(2, b"1")].concat();
+        let raw = [bytes_field(1, &meta), bytes_field(2, &entry)].concat();
+        let json = decode(&envelope(b"v1", b"ConfigMap", &raw)).unwrap();
+        assert_eq!(
+            json["metadata"],
+            json!({"name": "cfg", "namespace": "shop", "labels": {"app": "web"}})
+        );
+        assert_eq!(json["data"], json!({"a": "1"}));
+        assert!(decode(&envelope(b"apps/v1", b"Deployment", &raw)).is_none());
     }
 }
