@@ -4,8 +4,7 @@
 //! crash-loop or stay unschedulable instead.
 //!
 //! Only pods created while the simulation runs are started: pods loaded from the state are never
-//! touched, so a loaded Pending, Failed or crash-looping pod stays as the state describes it. Pods being deleted
-//! gracefully are removed once a short grace period has passed.
+//! touched, so a loaded Pending, Failed or crash-looping pod stays as the state describes it.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -33,8 +32,6 @@ struct ManagedPod {
 #[derive(Default)]
 pub struct Kubelet {
     pods: HashMap<Key, ManagedPod>,
-    /// Pods seen terminating, and when they are to be removed.
-    terminating: HashMap<Key, Instant>,
     next_node: usize,
     next_ip: u32,
 }
@@ -77,15 +74,10 @@ impl Kubelet {
         if self.pods.get(key).is_some_and(|p| p.uid == uid) {
             self.pods.remove(key);
         }
-        self.terminating.remove(key);
     }
 
     pub fn keys(&self) -> Vec<Key> {
-        self.pods
-            .keys()
-            .chain(self.terminating.keys())
-            .cloned()
-            .collect()
+        self.pods.keys().cloned().collect()
     }
 
     fn pick_node(&mut self, nodes: &[String]) -> String {
@@ -118,7 +110,9 @@ enum Stage {
 pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
     let pod = ctl.get(key)?;
     if meta::is_terminating(&pod) {
-        return finish_termination(ctl, key, &pod);
+        // The API removes pods at once; one held by finalizers stays until they are removed.
+        ctl.kubelet.pods.remove(key);
+        return None;
     }
     let managed = ctl
         .kubelet
@@ -167,26 +161,6 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
         pod["status"] = pod_status(pod, stage, &started_at, &pod_ip);
     });
     next.map(|n| n + Duration::from_millis(1))
-}
-
-/// Removes a pod deleted gracefully once a short grace period has passed, as the kubelet
-/// confirms a stopped pod.
-fn finish_termination(ctl: &mut Controllers, key: &Key, pod: &Value) -> Option<Duration> {
-    let grace = ctl.cfg.pod_start / 2;
-    let due = *ctl
-        .kubelet
-        .terminating
-        .entry(key.clone())
-        .or_insert_with(|| Instant::now() + grace);
-    let now = Instant::now();
-    if due > now {
-        return Some(due - now);
-    }
-    ctl.kubelet.terminating.remove(key);
-    if meta::is_terminating(pod) {
-        ctl.delete(key);
-    }
-    None
 }
 
 /// The pod status a kubelet reports at a stage.
