@@ -297,3 +297,45 @@ fn typed_create_commands_send_protobuf_and_work() {
         "{refused:?}"
     );
 }
+
+#[test]
+fn scale_sets_replicas_through_the_scale_subresource() {
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "app", "image": "web:1"}]}}}
+    });
+    let sim = SimProcess::start(
+        &list(vec![namespace("shop"), deployment]),
+        &["--pod-start-ms", "50"],
+    );
+    ok(sim.kubectl(&["scale", "-n", "shop", "deployment/web", "--replicas=3"]));
+    assert_eq!(
+        ok(sim.kubectl(&[
+            "get",
+            "deploy",
+            "web",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ])),
+        "3"
+    );
+    let status = ok(sim.kubectl(&[
+        "rollout",
+        "status",
+        "-n",
+        "shop",
+        "deployment/web",
+        "--timeout=30s",
+    ]));
+    assert!(status.contains("successfully rolled out"), "{status}");
+    assert!(
+        sim.request_log()
+            .lines()
+            .any(|l| l.contains("/deployments/web/scale") && l.ends_with(" 200"))
+    );
+}

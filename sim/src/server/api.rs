@@ -390,11 +390,15 @@ async fn dispatch(
     }
     if let Some(sub) = &target.subresource
         && !(sub == "status"
+            || (sub == "scale" && discovery::has_scale(target.resource))
             || (sub == "eviction"
                 && target.resource.plural == "pods"
                 && target.resource.group.is_empty()))
     {
         return Err(not_found_path());
+    }
+    if target.subresource.as_deref() == Some("scale") {
+        return scale(shared, &mut call, &target, verb).await;
     }
     match verb {
         "get" => get(shared, &call, &target),
@@ -894,4 +898,98 @@ async fn access_review(shared: &Shared, call: &mut Call) -> Result<Response<Body
     review["kind"] = json!("SelfSubjectAccessReview");
     review["status"] = json!({"allowed": allowed});
     Ok(json_response(201, &review))
+}
+
+/// The `autoscaling/v1` Scale of a workload.
+fn scale_of(obj: &Value) -> Value {
+    let selector = obj["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let meta = &obj["metadata"];
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+                     "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"]},
+        "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(1)},
+        "status": {"replicas": obj["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector},
+    })
+}
+
+/// The `scale` subresource: reads and writes `spec.replicas` through a Scale object.
+async fn scale(
+    shared: &Shared,
+    call: &mut Call,
+    target: &Target,
+    verb: &str,
+) -> Result<Response<Body>, ApiError> {
+    let r = target.resource;
+    let ns = target.namespace.as_deref();
+    let name = name_of(target);
+    let wanted = match verb {
+        "get" => None,
+        "update" => Some(call.body_json().await?),
+        "patch" => {
+            let content_type = call.header(header::CONTENT_TYPE).to_string();
+            let patch_type = PatchType::from_content_type(&content_type).ok_or_else(|| {
+                ApiError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    format!("unsupported patch type {content_type:?}"),
+                )
+            })?;
+            let body = call.body_bytes().await?;
+            let current = shared
+                .store
+                .get(r, ns, name)
+                .ok_or_else(|| ApiError::not_found(r, name))?;
+            let mut scale = scale_of(&current);
+            patch::apply(patch_type, &mut scale, &body)?;
+            Some(scale)
+        }
+        _ => {
+            return Err(ApiError::method_not_allowed(
+                "the scale subresource supports get, update and patch",
+            ));
+        }
+    };
+    let obj = match wanted {
+        None => shared
+            .store
+            .get(r, ns, name)
+            .ok_or_else(|| ApiError::not_found(r, name))?,
+        Some(scale) => {
+            let replicas = scale["spec"]["replicas"]
+                .as_i64()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        r,
+                        name,
+                        "spec.replicas",
+                        "must be greater than or equal to 0",
+                    )
+                })?;
+            let expected_rv = scale["metadata"]["resourceVersion"]
+                .as_str()
+                .map(str::to_string);
+            shared.store.try_modify(r, ns, name, |obj| {
+                if let Some(rv) = &expected_rv
+                    && obj["metadata"]["resourceVersion"].as_str() != Some(rv)
+                {
+                    return Err(ApiError::conflict(r, name, "the object has been modified; please apply your changes to the latest version and try again"));
+                }
+                obj["spec"]["replicas"] = json!(replicas);
+                Ok(())
+            })?
+        }
+    };
+    Ok(json_response(200, &scale_of(&obj)))
 }

@@ -52,6 +52,14 @@ fn in_category_all(r: &ResourceType) -> bool {
     )
 }
 
+/// Resources with a `scale` subresource: those with `spec.replicas`.
+pub fn has_scale(r: &ResourceType) -> bool {
+    matches!(
+        r.kind,
+        "Deployment" | "ReplicaSet" | "StatefulSet" | "ReplicationController" | "Rollout"
+    )
+}
+
 pub fn version() -> Value {
     json!({
         "major": "1", "minor": "33", "gitVersion": "v1.33.0-kube-sim",
@@ -139,6 +147,10 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
         let status_verbs = json!(["get", "patch", "update"]);
         resources.push(json!({"name": format!("{}/status", r.plural), "singularName": "", "namespaced": r.namespaced,
                               "kind": r.kind, "verbs": status_verbs}));
+        if has_scale(r) {
+            resources.push(json!({"name": format!("{}/scale", r.plural), "singularName": "", "namespaced": true,
+                                  "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}));
+        }
         if r.plural == "pods" && r.group.is_empty() {
             resources.push(json!({"name": "pods/eviction", "singularName": "", "namespaced": true,
                                   "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"]}));
