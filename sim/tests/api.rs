@@ -536,3 +536,38 @@ async fn request_log_records_method_path_query_and_status() {
         "{lines:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_list_ends_its_initial_events_with_a_bookmark() {
+    let sim = start(quiet(shop_state(3))).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(admin_client(&sim).await, "shop");
+    let stream = pods
+        .watch(&WatchParams::streaming_lists(), "")
+        .await
+        .unwrap();
+    let events: Vec<_> = tokio::time::timeout(
+        Duration::from_secs(5),
+        stream.take(4).try_collect::<Vec<_>>(),
+    )
+    .await
+    .expect("events in time")
+    .unwrap();
+    assert!(
+        events[..3]
+            .iter()
+            .all(|e| matches!(e, WatchEvent::Added(_))),
+        "{events:?}"
+    );
+    match &events[3] {
+        WatchEvent::Bookmark(b) => {
+            assert_eq!(
+                b.metadata
+                    .annotations
+                    .get("k8s.io/initial-events-end")
+                    .map(String::as_str),
+                Some("true")
+            )
+        }
+        other => panic!("expected the closing BOOKMARK, got {other:?}"),
+    }
+}

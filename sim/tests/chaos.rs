@@ -151,3 +151,26 @@ fn kubectl_is_spared() {
         "{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_delays_every_request() {
+    let sim = start(SimConfig {
+        state: shop_state(1),
+        controllers: false,
+        latency: Duration::from_millis(150),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let pods: Api<Pod> = Api::namespaced(admin_client(&sim).await, "shop");
+    pods.get("pod-0000").await.unwrap(); // connection set up
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        pods.get("pod-0000").await.unwrap();
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(450),
+        "{:?}",
+        started.elapsed()
+    );
+}

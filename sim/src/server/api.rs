@@ -524,9 +524,12 @@ fn start_watch(
             call.param("fieldSelector").unwrap_or_default()
         ))?;
     }
-    // "0" (any version) starts like no version: with the current objects.
+    // "0" (any version) starts like no version: with the current objects; so does a streaming
+    // list (`sendInitialEvents`), which the current state always satisfies.
+    let send_initial_events = call.flag("sendInitialEvents");
     let since = match call.param("resourceVersion") {
         None | Some("0") => None,
+        Some(_) if send_initial_events => None,
         Some(rv) => Some(
             rv.parse::<u64>()
                 .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))?,
@@ -553,6 +556,7 @@ fn start_watch(
         table,
         cut_after,
         start_rv: since.unwrap_or(0),
+        initial_events_end: send_initial_events,
         visible: Default::default(),
     };
     let (first, live) = match shared.store.watch(r, since) {

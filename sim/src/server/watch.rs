@@ -28,6 +28,8 @@ pub struct WatchSpec {
     pub cut_after: Option<Duration>,
     /// The resourceVersion everything before which has been delivered (for bookmarks).
     pub start_rv: u64,
+    /// `sendInitialEvents`: mark the end of the initial ADDED events with a BOOKMARK.
+    pub initial_events_end: bool,
     /// Objects (namespace, name) the client already knows, for a watch resumed from a version.
     pub visible: HashSet<(String, String)>,
 }
@@ -93,6 +95,14 @@ async fn run(
         if let Some(line) = translate(&spec, &mut visible, &event)
             && tx.send(Ok(line)).await.is_err()
         {
+            return;
+        }
+    }
+    if spec.initial_events_end {
+        let bookmark = json!({"kind": spec.resource.kind, "apiVersion": spec.resource.api_version(),
+                              "metadata": {"resourceVersion": delivered_rv.to_string(),
+                                           "annotations": {"k8s.io/initial-events-end": "true"}}});
+        if tx.send(Ok(spec.line("BOOKMARK", &bookmark))).await.is_err() {
             return;
         }
     }
