@@ -381,9 +381,13 @@ impl Controllers {
         }
     }
 
-    /// Creates a pod, injecting the sidecar as the admission webhook would.
+    /// Creates a pod as the API server would take it from a controller: defaulted, with the
+    /// sidecar the admission webhook injects, and the status a new pod starts with.
     pub fn create_pod(&mut self, mut pod: Value) -> Option<Value> {
+        let resource = Kind::Pod.resource()?;
         crate::injector::inject(&self.store, &mut pod, self.cfg.proxy_image.as_deref());
+        crate::admission::apply_defaults(resource, &mut pod);
+        crate::admission::initial_status(resource, &mut pod);
         self.create(Kind::Pod, pod)
     }
 

@@ -84,13 +84,6 @@ pub fn pod_from_template(
     if let Some(behaviour) = meta::annotation(owner, NEW_PODS_ANNOTATION) {
         meta::set_meta_entry(&mut pod, "annotations", NEW_PODS_ANNOTATION, behaviour);
     }
-    let spec = meta::ensure_object(&mut pod["spec"]);
-    spec.entry("restartPolicy").or_insert(json!("Always"));
-    spec.entry("schedulerName")
-        .or_insert(json!("default-scheduler"));
-    spec.entry("terminationGracePeriodSeconds")
-        .or_insert(json!(30));
-    spec.entry("dnsPolicy").or_insert(json!("ClusterFirst"));
     pod
 }
 
