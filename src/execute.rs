@@ -245,7 +245,12 @@ async fn restart(
         })
         .await
         .map_err(|e| Failure::api(&format!("reading {}", describe(workload)), &e))?
-        .ok_or_else(|| Failure::new(format!("{} no longer exists", describe(workload))))?;
+        .ok_or_else(|| {
+            Failure::new(format!(
+                "{} no longer exists (404 NotFound): deleted since the plan",
+                describe(workload)
+            ))
+        })?;
         if object
             .metadata
             .annotations

@@ -2,6 +2,8 @@
 //! against it, and waiting on conditions with a timeout instead of sleeping.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod faultproxy;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
@@ -67,6 +69,11 @@ impl Cluster {
     }
 
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        self.command_with(args, &self.kubeconfig)
+    }
+
+    /// The tool with another kubeconfig (one that points at a fault proxy, say).
+    pub fn command_with(&self, args: &[&str], kubeconfig: &Path) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_istio-proxy-reset"));
         command.current_dir(root()).kill_on_drop(true);
         for (key, _) in std::env::vars() {
@@ -74,7 +81,7 @@ impl Cluster {
                 command.env_remove(key);
             }
         }
-        command.args(args).arg("--kubeconfig").arg(&self.kubeconfig);
+        command.args(args).arg("--kubeconfig").arg(kubeconfig);
         command
     }
 
@@ -117,6 +124,26 @@ impl Cluster {
             String::from_utf8_lossy(&output.stderr)
         );
         serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    /// An object as the simulated cluster holds it (no request, no fault proxy in between).
+    pub fn object(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Value> {
+        let resource =
+            kube_sim::store::resource_for_kind(api_version, kind).expect("a served kind");
+        self.sim.store().get(resource, Some(namespace), name)
+    }
+
+    /// The objects of a kind in a namespace, as the simulated cluster holds them.
+    pub fn objects(&self, api_version: &str, kind: &str, namespace: &str) -> Vec<Value> {
+        let resource =
+            kube_sim::store::resource_for_kind(api_version, kind).expect("a served kind");
+        self.sim.store().list(resource, Some(namespace))
     }
 
     /// Requests the tool made (kubectl's are left out).
