@@ -484,3 +484,59 @@ async fn no_wait_restarts_and_reports_without_waiting() {
     );
     assert!(deployment["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"].is_string());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kyma_goes_first_and_concurrency_is_bounded() {
+    let cluster = Cluster::start(example_state(), |c| {
+        c.pod_start = Duration::from_millis(300)
+    })
+    .await;
+    let output = cluster
+        .tool(&[
+            "run",
+            "--format",
+            "json",
+            "--concurrency",
+            "2",
+            "--rollout-timeout",
+            "60s",
+        ])
+        .await;
+    assert_eq!(output.status.code(), Some(0));
+    // One JSON log line per state change (stderr is not a terminal).
+    let mut in_flight: Vec<(String, String)> = Vec::new();
+    let mut most = 0;
+    let mut customer_started = false;
+    for line in String::from_utf8_lossy(&output.stderr).lines() {
+        let Ok(event) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let workload = event["workload"].as_str().unwrap_or_default().to_string();
+        match event["message"].as_str() {
+            Some("started") => {
+                let phase = event["phase"].as_str().unwrap().to_string();
+                if phase == "customer" {
+                    customer_started = true;
+                    assert!(
+                        in_flight.iter().all(|(_, p)| p == "customer"),
+                        "a customer workload started while kyma ones were in flight: {in_flight:?}"
+                    );
+                } else {
+                    assert!(
+                        !customer_started,
+                        "a kyma workload started after the customer phase"
+                    );
+                }
+                in_flight.push((workload, phase));
+                most = most.max(in_flight.len());
+            }
+            Some("finished") => in_flight.retain(|(w, _)| *w != workload),
+            _ => {}
+        }
+    }
+    assert!(customer_started);
+    assert_eq!(
+        most, 2,
+        "at most --concurrency workloads at once, and that many when there is work"
+    );
+}
