@@ -316,17 +316,11 @@ impl Store {
 
     /// All objects of `r` (in namespace `ns`, or all namespaces), sorted by namespace and name.
     pub fn list(&self, r: &ResourceType, ns: Option<&str>) -> Vec<Value> {
-        let inner = self.lock();
-        let Some(map) = inner.objects.get(r) else {
-            return Vec::new();
-        };
-        match ns.filter(|_| r.namespaced) {
-            Some(ns) => map
-                .range(namespace_range(ns))
-                .map(|(_, o)| (**o).clone())
-                .collect(),
-            None => map.values().map(|o| (**o).clone()).collect(),
-        }
+        // Copied outside the lock: only the shared handles are taken under it.
+        self.list_shared(r, ns)
+            .into_iter()
+            .map(|o| (*o).clone())
+            .collect()
     }
 
     /// Like [`Store::list`], but shares the objects with the store instead of copying them.

@@ -174,3 +174,72 @@ async fn latency_delays_every_request() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_sees_every_change_through_failures_and_cut_streams() {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+
+    // A seed whose first list fails, so that the watcher has to recover at least once.
+    let first_list = "/api/v1/namespaces/shop/pods?&limit=500";
+    let seed = (0..1000u64)
+        .find(|seed| {
+            Chaos::new(0.4, *seed)
+                .decide("GET", first_list, false)
+                .is_some()
+        })
+        .unwrap();
+    let sim = start(SimConfig {
+        state: shop_state(2),
+        controllers: false,
+        chaos: Some((0.4, seed)),
+        bookmark_interval: Duration::from_millis(100),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let pods: Api<Pod> = Api::namespaced(admin_client(&sim).await, "shop");
+    let mut changes = watcher(pods, watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .boxed();
+
+    // Changes are made through the store, which chaos does not touch.
+    let store = sim.store();
+    let pod_type = kube_sim::store::resource_for_kind("v1", "Pod").unwrap();
+    let writer = tokio::spawn(async move {
+        for step in 1..=20 {
+            store
+                .modify(pod_type, Some("shop"), "pod-0001", |p| {
+                    p["metadata"]["labels"]["step"] = serde_json::json!(step.to_string())
+                })
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let seen_last = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(event) = changes.next().await {
+            if let Ok(pod) = event
+                && pod
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("step"))
+                    .map(String::as_str)
+                    == Some("20")
+            {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    writer.await.unwrap();
+    assert_eq!(seen_last, Ok(true), "the watcher reached the last change");
+    let failures = sim.requests().iter().filter(|r| r.status != 200).count();
+    assert!(
+        failures > 0,
+        "chaos failed some of the watcher's requests: {:?}",
+        sim.requests()
+    );
+}

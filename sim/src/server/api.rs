@@ -648,7 +648,7 @@ fn prepare_object(target: &Target, obj: &mut Value) -> Result<(), ApiError> {
 }
 
 fn namespaces() -> &'static ResourceType {
-    &RESOURCES[1]
+    resource_for_kind("v1", "Namespace").expect("namespaces are served")
 }
 
 fn require_namespace(shared: &Shared, target: &Target) -> Result<(), ApiError> {
