@@ -35,6 +35,11 @@ fn get_lists_all_namespaces_as_json_and_as_a_table() {
     );
     assert!(table.contains("pod-0001   1/1     Running"), "{table}");
 
+    assert_eq!(
+        ok(sim.kubectl(&["logs", "-n", "shop", "pod-0000"])),
+        "",
+        "simulated containers print nothing"
+    );
     let namespaces = ok(sim.kubectl(&["get", "ns", "-o", "name"]));
     assert!(
         namespaces.contains("namespace/shop") && namespaces.contains("namespace/default"),

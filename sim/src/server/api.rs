@@ -391,11 +391,15 @@ async fn dispatch(
     if let Some(sub) = &target.subresource
         && !(sub == "status"
             || (sub == "scale" && discovery::has_scale(target.resource))
+            || (sub == "log" && target.resource.kind == "Pod" && verb == "get")
             || (sub == "eviction"
                 && target.resource.plural == "pods"
                 && target.resource.group.is_empty()))
     {
         return Err(not_found_path());
+    }
+    if target.subresource.as_deref() == Some("log") {
+        return pod_log(shared, &call, &target);
     }
     if target.subresource.as_deref() == Some("scale") {
         return scale(shared, &mut call, &target, verb).await;
@@ -996,4 +1000,37 @@ async fn scale(
         }
     };
     Ok(json_response(200, &scale_of(&obj)))
+}
+
+/// `pods/log`: containers here print nothing, so a log is empty; unknown containers are a 400.
+fn pod_log(shared: &Shared, call: &Call, target: &Target) -> Result<Response<Body>, ApiError> {
+    let r = target.resource;
+    let name = name_of(target);
+    let pod = shared
+        .store
+        .get(r, target.namespace.as_deref(), name)
+        .ok_or_else(|| ApiError::not_found(r, name))?;
+    let containers: Vec<&str> = ["containers", "initContainers"]
+        .iter()
+        .flat_map(|list| pod["spec"][list].as_array().into_iter().flatten())
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    match call.param("container") {
+        Some(container) if !containers.contains(&container) => Err(ApiError::bad_request(format!(
+            "container {container} is not valid for pod {name}"
+        ))),
+        None if pod["spec"]["containers"]
+            .as_array()
+            .is_some_and(|c| c.len() > 1) =>
+        {
+            Err(ApiError::bad_request(format!(
+                "a container name must be specified for pod {name}, choose one of: [{}]",
+                containers.join(" ")
+            )))
+        }
+        _ => Ok(Response::builder()
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(Body::empty())
+            .unwrap_or_default()),
+    }
 }

@@ -152,6 +152,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
                                   "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}));
         }
         if r.plural == "pods" && r.group.is_empty() {
+            resources.push(json!({"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]}));
             resources.push(json!({"name": "pods/eviction", "singularName": "", "namespaced": true,
                                   "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"]}));
         }
