@@ -808,3 +808,30 @@ async fn loading_a_generated_state_writes_nothing() {
     controllers.abort();
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_objects_do_not_stop_the_controllers() {
+    let odd = vec![
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "odd", "namespace": "shop"},
+               "spec": {"replicas": "three", "template": "not a template", "strategy": {"rollingUpdate": {"maxSurge": "lots"}}}}),
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "odd", "namespace": "shop"}, "spec": null}),
+        json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "odd", "namespace": "shop"},
+               "spec": {"updateStrategy": {"rollingUpdate": {"maxUnavailable": "x%"}}}}),
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "odd", "namespace": "shop"},
+               "spec": {"completions": -1, "parallelism": 1000000000000i64}}),
+        json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "odd", "namespace": "shop"},
+               "spec": {"restartAt": "yesterday"}}),
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "orphan", "namespace": "shop",
+               "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "gone", "uid": "nope", "controller": true}]}}),
+        workload("Deployment", "fine", 2, json!({})),
+    ];
+    let sim = start(odd).await;
+    let store = sim.store();
+    eventually(
+        "the well-formed Deployment",
+        Duration::from_secs(10),
+        || deployment_complete(&store, "fine", 2),
+    )
+    .await;
+    sim.shutdown().await;
+}

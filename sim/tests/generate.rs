@@ -50,10 +50,10 @@ fn the_binary_prints_the_same_snapshot_for_the_same_seed() {
 
 #[test]
 fn every_reference_resolves_and_templates_match() {
-    let list = kube_sim::generate::generate(1_500, 5);
+    let list = kube_sim::generate::generate(1_000, 5);
     let objects = items(&list);
     let pods: Vec<&Value> = objects.iter().filter(|o| o["kind"] == "Pod").collect();
-    assert_eq!(pods.len(), 1_500);
+    assert_eq!(pods.len(), 1_000);
 
     let by_uid: HashMap<&str, &Value> = objects
         .iter()
@@ -149,7 +149,7 @@ fn every_reference_resolves_and_templates_match() {
 
 #[test]
 fn the_cluster_is_mid_upgrade_and_looks_real() {
-    let list = kube_sim::generate::generate(3_000, 8);
+    let list = kube_sim::generate::generate(2_000, 8);
     let objects = items(&list);
     let pods: Vec<&Value> = objects.iter().filter(|o| o["kind"] == "Pod").collect();
 

@@ -49,7 +49,7 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
         }
     } else if spec["suspend"] != true {
         let wanted = parallelism.min(completions - succeeded);
-        for _ in active.len() as i64..wanted {
+        for _ in active.len() as i64..wanted.min(active.len() as i64 + super::CREATE_BURST) {
             let job_name = meta::name(&job).to_string();
             let pod = pods::pod_from_template(
                 &spec["template"],
@@ -96,7 +96,15 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
             }
         }
     });
-    None
+    // More pods to create than one burst: continue shortly.
+    let wanted_more = finished.is_none()
+        && spec["suspend"] != true
+        && ready_for_more(&active, parallelism, completions - succeeded);
+    wanted_more.then_some(Duration::from_millis(10))
+}
+
+fn ready_for_more(active: &[PodInfo], parallelism: i64, remaining: i64) -> bool {
+    (active.len() as i64) < parallelism.min(remaining)
 }
 
 fn is_finished(job: &Value) -> bool {

@@ -22,6 +22,7 @@ mod statefulset;
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +39,10 @@ pub use meta::template_hash;
 /// creates for it misbehave: `crash-loop` (Running, never Ready, restarts counting up) or
 /// `unschedulable` (Pending for ever). Pods loaded from the state are never affected.
 pub const NEW_PODS_ANNOTATION: &str = "kube-sim.kyma-project.io/new-pods";
+
+/// How many pods a controller creates in one reconcile, as the real controllers create in bursts;
+/// the rest follow in the next reconciles.
+pub(crate) const CREATE_BURST: i64 = 500;
 
 /// Settings of the controllers.
 #[derive(Debug, Clone)]
@@ -317,7 +322,9 @@ impl Controllers {
             let Some(key) = self.dirty.pop_first() else {
                 return;
             };
-            let requeue = match key.kind {
+            // An object no controller can make sense of must not stop the others: a panic while
+            // reconciling it is reported and the object left as it is.
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| match key.kind {
                 Kind::Pod => kubelet::sync(self, &key),
                 Kind::ReplicaSet | Kind::ReplicationController => replicaset::sync(self, &key),
                 Kind::Deployment => deployment::sync(self, &key),
@@ -326,9 +333,14 @@ impl Controllers {
                 Kind::DaemonSet => daemonset::sync(self, &key),
                 Kind::Job => job::sync(self, &key),
                 Kind::CronJob | Kind::Node => None,
-            };
-            if let Some(after) = requeue {
-                self.requeue_after(key, after);
+            }));
+            match outcome {
+                Ok(Some(after)) => self.requeue_after(key, after),
+                Ok(None) => {}
+                Err(_) => tracing::error!(
+                    ?key,
+                    "a controller failed on this object; it is left as it is"
+                ),
             }
         }
     }

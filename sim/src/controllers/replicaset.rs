@@ -19,7 +19,7 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
     let missing = desired - pods.len() as i64;
     if missing > 0 {
         let prefix = format!("{}-", meta::name(&owner));
-        for _ in 0..missing {
+        for _ in 0..missing.min(super::CREATE_BURST) {
             let pod = pods::pod_from_template(
                 &owner["spec"]["template"],
                 &owner,
@@ -38,7 +38,8 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
         }
     }
     write_status(ctl, key, &owner, &pods);
-    None
+    // More pods to create than one burst: continue shortly.
+    (missing > super::CREATE_BURST).then_some(Duration::from_millis(10))
 }
 
 /// The pods a ReplicaSet or ReplicationController controls and counts: all but those being

@@ -58,7 +58,11 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
 
     // Create missing pods, lowest ordinal first; in order, wait for each to be Running and Ready.
     let mut waiting = false;
+    let mut created = 0;
     for ordinal in 0..replicas {
+        if created >= super::CREATE_BURST {
+            break;
+        }
         match by_ordinal.get(&ordinal) {
             Some(pod) if healthy(pod) => {}
             Some(_) => {
@@ -95,9 +99,10 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
                 if let Some(service) = spec["serviceName"].as_str() {
                     pod["spec"]["subdomain"] = json!(service);
                 }
-                if let Some(created) = ctl.create_pod(pod) {
-                    by_ordinal.insert(ordinal, PodInfo::of(&created));
+                if let Some(pod) = ctl.create_pod(pod) {
+                    by_ordinal.insert(ordinal, PodInfo::of(&pod));
                 }
+                created += 1;
                 waiting = true;
                 if !parallel {
                     break;
@@ -163,5 +168,6 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
         obj["status"]["collisionCount"] =
             json!(obj["status"]["collisionCount"].as_i64().unwrap_or(0));
     });
-    None
+    // More pods to create than one burst: continue shortly.
+    (created >= super::CREATE_BURST).then_some(Duration::from_millis(10))
 }
