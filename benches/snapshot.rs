@@ -1,0 +1,291 @@
+//! `plan --snapshot` against its floor and against the kubectl+jq baseline (DESIGN §6).
+//!
+//! For each size (`IPR_BENCH_PODS`, default 1000,10000,20000,50000 pods) a snapshot is generated
+//! with `kube-sim generate` into a temporary directory, then three processes read it, each
+//! measured whole (wall time here, peak RSS from `/usr/bin/time`), best of `IPR_BENCH_REPS` (3):
+//!
+//! - the tool: `istio-proxy-reset plan --snapshot FILE --expected-version 1.24.1 --format json`;
+//! - the floor: this bench re-run as `--floor FILE`, which reads the file into memory and parses
+//!   it with `serde_json::from_slice::<IgnoredAny>`, the fastest way serde_json has to parse JSON
+//!   into nothing (`from_reader` is much slower). It reports its parse time alone as well: the
+//!   strictest floor, excluding process start and the file read;
+//! - the baseline: `jq -r --arg expected 1.24.1 -f benches/restart-set.jq FILE`, best of
+//!   `IPR_BENCH_JQ_REPS` (1: it is slow).
+//!
+//! It then checks that the tool's automatic actions (rollout-restart, evict) name the same set of
+//! workloads as the jq program prints. Run: `cargo bench --bench snapshot`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Measured, best_of, env_list, env_number, machine, measure, secs, verdict};
+use serde::de::IgnoredAny;
+
+const SEED: u64 = 7;
+
+/// `--floor FILE`: read the file, parse it into nothing, print the parse time in nanoseconds.
+fn floor(path: &Path) {
+    let bytes = std::fs::read(path).expect("read the snapshot");
+    let started = Instant::now();
+    serde_json::from_slice::<IgnoredAny>(&bytes).expect("valid JSON");
+    println!("{}", started.elapsed().as_nanos());
+}
+
+struct Row {
+    pods: usize,
+    bytes: u64,
+    parse: Duration,
+    floor: Measured,
+    tool: Measured,
+    jq: Option<Measured>,
+    restarts: usize,
+    same: Option<Result<(), String>>,
+}
+
+fn restart_set_of_report(path: &Path) -> BTreeSet<String> {
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).expect("report")).expect("report JSON");
+    report["workloads"]
+        .as_array()
+        .expect("workloads")
+        .iter()
+        .filter(|w| w["action"] == "rollout-restart" || w["action"] == "evict")
+        .map(|w| {
+            format!(
+                "{} {}/{}",
+                w["kind"].as_str().unwrap_or_default(),
+                w["namespace"].as_str().unwrap_or_default(),
+                w["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+fn compare_sets(tool: &BTreeSet<String>, jq: &BTreeSet<String>) -> Result<(), String> {
+    if tool == jq {
+        return Ok(());
+    }
+    let only_tool: Vec<_> = tool.difference(jq).take(5).collect();
+    let only_jq: Vec<_> = jq.difference(tool).take(5).collect();
+    Err(format!(
+        "{} only in the tool's plan (e.g. {only_tool:?}), {} only in jq's (e.g. {only_jq:?})",
+        tool.difference(jq).count(),
+        jq.difference(tool).count()
+    ))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--floor") {
+        floor(Path::new(&args[i + 1]));
+        return;
+    }
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not: nothing to measure then.
+    if !args.iter().any(|a| a == "--bench") {
+        println!("run with `cargo bench --bench snapshot`");
+        return;
+    }
+
+    let sizes = env_list("IPR_BENCH_PODS", &[1_000, 10_000, 20_000, 50_000]);
+    let reps = env_number("IPR_BENCH_REPS", 3usize);
+    let jq_reps = env_number("IPR_BENCH_JQ_REPS", 1usize);
+    let jq_program = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/restart-set.jq");
+    let have_jq = std::process::Command::new("jq")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let this = std::env::current_exe().expect("own path");
+    let tool = common::tool();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scratch = dir.path();
+
+    println!("# plan --snapshot: the tool, the floor and the kubectl+jq baseline");
+    println!("machine: {}", machine());
+    println!("best of {reps} runs (jq: {jq_reps}); seed {SEED}\n");
+
+    let mut rows = Vec::new();
+    for &pods in &sizes {
+        let file = common::generate(scratch, pods, SEED);
+        let file_str = file.to_str().expect("utf-8 path");
+        let bytes = std::fs::metadata(&file).expect("snapshot").len();
+
+        let floor_out = scratch.join("floor.txt");
+        let mut parse = Duration::MAX;
+        let floor_run = best_of(reps, || {
+            let m = measure(&this, &["--floor", file_str], Some(&floor_out), scratch);
+            let nanos: u64 = std::fs::read_to_string(&floor_out)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(u64::MAX);
+            parse = parse.min(Duration::from_nanos(nanos));
+            m
+        });
+
+        let report = scratch.join("report.json");
+        let tool_run = best_of(reps, || {
+            measure(
+                &tool,
+                &[
+                    "plan",
+                    "--snapshot",
+                    file_str,
+                    "--expected-version",
+                    common::EXPECTED,
+                    "--format",
+                    "json",
+                ],
+                Some(&report),
+                scratch,
+            )
+        });
+        assert!(tool_run.success, "plan --snapshot failed on {pods} pods");
+        let tool_set = restart_set_of_report(&report);
+
+        let (jq, same) = if have_jq {
+            let jq_out = scratch.join("jq.txt");
+            let jq_path = Path::new("jq");
+            let program = jq_program.to_str().expect("utf-8 path");
+            let m = best_of(jq_reps, || {
+                measure(
+                    jq_path,
+                    &[
+                        "-r",
+                        "--arg",
+                        "expected",
+                        common::EXPECTED,
+                        "-f",
+                        program,
+                        file_str,
+                    ],
+                    Some(&jq_out),
+                    scratch,
+                )
+            });
+            let jq_set: BTreeSet<String> = std::fs::read_to_string(&jq_out)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_string)
+                .collect();
+            (Some(m), Some(compare_sets(&tool_set, &jq_set)))
+        } else {
+            (None, None)
+        };
+        std::fs::remove_file(&file).ok();
+
+        let row = Row {
+            pods,
+            bytes,
+            parse,
+            floor: floor_run,
+            tool: tool_run,
+            jq,
+            restarts: tool_set.len(),
+            same,
+        };
+        print_row(&row);
+        rows.push(row);
+    }
+
+    println!();
+    print_table(&rows);
+    print_targets(&rows);
+}
+
+fn print_row(r: &Row) {
+    println!(
+        "{} pods, {:.1} MB: floor parse {} s (process {} s, {:.1} MiB); plan {} s, {:.1} MiB; jq {}",
+        r.pods,
+        r.bytes as f64 / 1e6,
+        secs(r.parse),
+        secs(r.floor.wall),
+        r.floor.rss_mib(),
+        secs(r.tool.wall),
+        r.tool.rss_mib(),
+        r.jq.map_or("not run".to_string(), |m| format!(
+            "{} s, {:.1} MiB",
+            secs(m.wall),
+            m.rss_mib()
+        )),
+    );
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "| pods | JSON | floor: parse only | floor: whole process | plan --snapshot | plan ÷ floor (parse / process) | jq baseline | jq ÷ plan | workloads to restart | same set as jq |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    for r in rows {
+        let jq = r.jq.map_or("–".to_string(), |m| {
+            format!("{} s, {:.0} MiB", secs(m.wall), m.rss_mib())
+        });
+        let jq_ratio = r.jq.map_or("–".to_string(), |m| {
+            format!("{:.1}x", m.wall.as_secs_f64() / r.tool.wall.as_secs_f64())
+        });
+        let same = match &r.same {
+            None => "–".to_string(),
+            Some(Ok(())) => "yes".to_string(),
+            Some(Err(e)) => format!("NO: {e}"),
+        };
+        println!(
+            "| {} | {:.0} MB | {} s | {} s, {:.0} MiB | {} s, {:.1} MiB | {:.2}x / {:.2}x | {jq} | {jq_ratio} | {} | {same} |",
+            r.pods,
+            r.bytes as f64 / 1e6,
+            secs(r.parse),
+            secs(r.floor.wall),
+            r.floor.rss_mib(),
+            secs(r.tool.wall),
+            r.tool.rss_mib(),
+            r.tool.wall.as_secs_f64() / r.parse.as_secs_f64(),
+            r.tool.wall.as_secs_f64() / r.floor.wall.as_secs_f64(),
+            r.restarts,
+        );
+    }
+}
+
+fn print_targets(rows: &[Row]) {
+    println!();
+    if let Some(r) = rows.iter().find(|r| r.pods == 20_000) {
+        let ratio = r.tool.wall.as_secs_f64() / r.parse.as_secs_f64();
+        println!(
+            "target: 20k pods within 2x the floor (parse only): {ratio:.2}x {}",
+            verdict(ratio <= 2.0)
+        );
+        println!(
+            "target: 20k pods within 64 MB: {:.1} MiB {}",
+            r.tool.rss_mib(),
+            verdict(r.tool.rss_kib <= 64 * 1024)
+        );
+        if let Some(jq) = r.jq {
+            let speedup = jq.wall.as_secs_f64() / r.tool.wall.as_secs_f64();
+            println!(
+                "target: 20k pods at least 15x faster than jq: {speedup:.1}x {}",
+                verdict(speedup >= 15.0)
+            );
+        }
+    }
+    if let (Some(first), Some(last)) = (rows.first(), rows.last())
+        && last.pods > first.pods
+    {
+        let per_pod = (last.tool.rss_kib as f64 - first.tool.rss_kib as f64) * 1024.0
+            / (last.pods - first.pods) as f64;
+        let per_byte = (last.tool.rss_kib as f64 - first.tool.rss_kib as f64) * 1024.0
+            / (last.bytes as f64 - first.bytes as f64);
+        println!(
+            "memory from {} to {} pods: {:.1} → {:.1} MiB, {per_pod:.0} bytes per added pod \
+             ({:.3} bytes per added byte of JSON)",
+            first.pods,
+            last.pods,
+            first.tool.rss_mib(),
+            last.tool.rss_mib(),
+            per_byte
+        );
+    }
+    for r in rows {
+        if let Some(Err(e)) = &r.same {
+            println!("{} pods: the tool and jq disagree: {e}", r.pods);
+        }
+    }
+}
