@@ -64,9 +64,14 @@ async fn every_kind_of_failure_occurs() {
 
 /// Sends one plain-HTTP request and returns everything the server sent until it closed.
 async fn raw_request(addr: &str, token: &str, path: &str) -> (String, bool) {
+    raw_call(addr, token, "GET", path, "").await
+}
+
+async fn raw_call(addr: &str, token: &str, method: &str, path: &str, body: &str) -> (String, bool) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut received = Vec::new();
@@ -241,5 +246,39 @@ async fn a_watcher_sees_every_change_through_failures_and_cut_streams() {
         failures > 0,
         "chaos failed some of the watcher's requests: {:?}",
         sim.requests()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_eviction_names_no_retry_delay() {
+    let mut state = shop_state(1);
+    state["items"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": "shop", "namespace": "shop"},
+            "spec": {"maxUnavailable": 0, "selector": {"matchLabels": {"app": "shop"}}}
+        }));
+    let sim = start(SimConfig {
+        state,
+        controllers: false,
+        plain_http: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let addr = sim.url().trim_start_matches("http://").to_string();
+    let eviction = r#"{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"pod-0000","namespace":"shop"}}"#;
+    let path = "/api/v1/namespaces/shop/pods/pod-0000/eviction";
+    let (response, _) = raw_call(&addr, sim.admin_token(), "POST", path, eviction).await;
+    assert!(response.starts_with("HTTP/1.1 429"), "{response}");
+    assert!(
+        !response.to_ascii_lowercase().contains("retry-after"),
+        "{response}"
+    );
+    assert!(
+        response.contains("\"reason\":\"DisruptionBudget\""),
+        "{response}"
     );
 }

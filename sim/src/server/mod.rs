@@ -3,7 +3,11 @@
 
 mod api;
 mod discovery;
+mod objects;
 mod protobuf;
+mod request;
+mod routing;
+mod subresources;
 mod table;
 mod watch;
 
