@@ -45,7 +45,8 @@ impl Kubelet {
         let has_conditions = pod["status"]["conditions"]
             .as_array()
             .is_some_and(|c| !c.is_empty());
-        if phase != "Pending" || has_conditions || meta::is_terminating(pod) {
+        let known = self.pods.get(key).is_some_and(|m| m.uid == meta::uid(pod));
+        if known || phase != "Pending" || has_conditions || meta::is_terminating(pod) {
             return;
         }
         let behaviour = match meta::annotation(pod, NEW_PODS_ANNOTATION) {

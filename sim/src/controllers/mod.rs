@@ -200,7 +200,7 @@ impl Controllers {
     }
 
     async fn run(mut self, mut events: tokio::sync::broadcast::Receiver<StoreEvent>) {
-        self.resync();
+        self.resync(true);
         loop {
             self.reconcile_dirty();
             let wake = if self.dirty.is_empty() {
@@ -213,7 +213,7 @@ impl Controllers {
             tokio::select! {
                 event = events.recv() => match event {
                     Ok(event) => self.observe(event),
-                    Err(RecvError::Lagged(_)) => self.resync(),
+                    Err(RecvError::Lagged(_)) => self.resync(false),
                     Err(RecvError::Closed) => return,
                 },
                 _ = tokio::time::sleep_until(wake) => {}
@@ -221,7 +221,7 @@ impl Controllers {
             loop {
                 match events.try_recv() {
                     Ok(event) => self.observe(event),
-                    Err(TryRecvError::Lagged(_)) => self.resync(),
+                    Err(TryRecvError::Lagged(_)) => self.resync(false),
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Closed) => return,
                 }
@@ -231,13 +231,15 @@ impl Controllers {
     }
 
     /// Rebuilds the owner index from the store and marks every workload dirty: at start, and
-    /// whenever events were missed.
-    fn resync(&mut self) {
+    /// whenever events were missed. After missed events, pods created meanwhile (Pending, no
+    /// conditions yet) are started as if their creation had been seen.
+    fn resync(&mut self, initial: bool) {
         // Objects are read in place, through a list filter that takes none of them: copying
         // every pod of a large state would cost seconds and gigabytes.
         let index = RefCell::new(OwnerIndex::default());
         let dirty = RefCell::new(Vec::new());
         let nodes = RefCell::new(BTreeSet::new());
+        let kubelet = RefCell::new(std::mem::take(&mut self.kubelet));
         for kind in Kind::ALL {
             let Some(resource) = kind.resource() else {
                 continue;
@@ -253,12 +255,15 @@ impl Controllers {
                 }
                 if kind != Kind::Pod {
                     dirty.borrow_mut().push(key);
+                } else if !initial {
+                    kubelet.borrow_mut().adopt_if_new(&key, obj);
                 }
                 false
             };
             let _ = self.store.list_page(resource, None, &visit, 0, None);
         }
         self.index = index.into_inner();
+        self.kubelet = kubelet.into_inner();
         self.dirty.extend(dirty.into_inner());
         self.loaded_nodes.extend(nodes.into_inner());
         for key in self.kubelet.keys() {
