@@ -1,9 +1,9 @@
 //! PodDisruptionBudgets: their status (as the disruption controller keeps it) and the
 //! `pods/eviction` subresource that honours them.
 //!
-//! The expected pod count of a budget is the number of non-terminal pods its selector matches
-//! (the real controller asks the pods' controllers for their scale; for the workloads here the two
-//! agree once a rollout has settled). An allowed eviction deletes the pod at once.
+//! The expected pod count of a budget is, as the disruption controller computes it, the number of
+//! pods its selector matches for an integer `minAvailable`, and the scale (`spec.replicas`) of
+//! their controllers otherwise. An allowed eviction deletes the pod at once.
 
 use std::sync::{Arc, Mutex};
 
@@ -83,18 +83,30 @@ fn selected_pods(store: &Store, pdb: &Value) -> Vec<Arc<Value>> {
 /// Computes a budget's status from the pods it selects.
 pub fn budget_status(store: &Store, pdb: &Value) -> BudgetStatus {
     let selected = selected_pods(store, pdb);
-    let expected = selected.len() as i64;
     let healthy = selected
         .iter()
         .filter(|p| is_ready(p) && !is_terminating(p))
         .count() as i64;
     let spec = &pdb["spec"];
-    let desired = if let Some(min) = spec.get("minAvailable").filter(|v| !v.is_null()) {
-        scaled(min, expected).unwrap_or(expected)
-    } else if let Some(max) = spec.get("maxUnavailable").filter(|v| !v.is_null()) {
-        (expected - scaled(max, expected).unwrap_or(0)).max(0)
-    } else {
-        1
+    let min_available = spec.get("minAvailable").filter(|v| !v.is_null());
+    let max_unavailable = spec.get("maxUnavailable").filter(|v| !v.is_null());
+    // As the disruption controller: an integer minAvailable counts the pods there are; a
+    // percentage or maxUnavailable counts the pods the controllers want (their scale), so a pod
+    // that was just evicted and not yet replaced still counts as missing.
+    let (expected, desired) = match (min_available, max_unavailable) {
+        (Some(Value::Number(n)), _) => (selected.len() as i64, n.as_i64().unwrap_or(0)),
+        (Some(min), _) => {
+            let expected = expected_by_controllers(store, &selected);
+            (expected, scaled(min, expected).unwrap_or(expected))
+        }
+        (None, Some(max)) => {
+            let expected = expected_by_controllers(store, &selected);
+            (
+                expected,
+                (expected - scaled(max, expected).unwrap_or(0)).max(0),
+            )
+        }
+        (None, None) => (selected.len() as i64, 1),
     };
     BudgetStatus {
         expected_pods: expected,
@@ -102,6 +114,50 @@ pub fn budget_status(store: &Store, pdb: &Value) -> BudgetStatus {
         desired_healthy: desired,
         disruptions_allowed: (healthy - desired).max(0),
     }
+}
+
+fn controller_of(obj: &Value) -> Option<&Value> {
+    obj["metadata"]["ownerReferences"]
+        .as_array()?
+        .iter()
+        .find(|o| o["controller"] == true)
+}
+
+/// The replicas the pods' controllers want, each controller once. A ReplicaSet owned by a
+/// Deployment or Rollout counts with its owner's scale; a pod without a controller counts as one.
+fn expected_by_controllers(store: &Store, pods: &[Arc<Value>]) -> i64 {
+    let mut seen = std::collections::HashSet::new();
+    let mut expected = 0;
+    for pod in pods {
+        let ns = pod["metadata"]["namespace"].as_str();
+        let Some(owner) = controller_of(pod) else {
+            expected += 1;
+            continue;
+        };
+        let mut scale_owner = owner.clone();
+        if let Some(rs_type) = resource_for_kind("apps/v1", "ReplicaSet")
+            && owner["kind"] == "ReplicaSet"
+            && let Some(rs) = store.get(rs_type, ns, owner["name"].as_str().unwrap_or_default())
+            && let Some(top) = controller_of(&rs)
+        {
+            scale_owner = top.clone();
+        }
+        let api_version = scale_owner["apiVersion"].as_str().unwrap_or_default();
+        let kind = scale_owner["kind"].as_str().unwrap_or_default();
+        let replicas = resource_for_kind(api_version, kind)
+            .and_then(|r| store.get(r, ns, scale_owner["name"].as_str().unwrap_or_default()))
+            .and_then(|o| o["spec"]["replicas"].as_i64());
+        match replicas {
+            Some(replicas) => {
+                if seen.insert(scale_owner["uid"].as_str().unwrap_or_default().to_string()) {
+                    expected += replicas;
+                }
+            }
+            // Owners that are gone or have no scale count the pod itself.
+            None => expected += 1,
+        }
+    }
+    expected
 }
 
 fn status_json(pdb: &Value, s: &BudgetStatus) -> Value {

@@ -571,3 +571,48 @@ async fn streaming_list_ends_its_initial_events_with_a_bookmark() {
         other => panic!("expected the closing BOOKMARK, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_unavailable_counts_the_replicas_the_controller_wants() {
+    // Three pods of one Deployment (through its ReplicaSet), at most one unavailable.
+    let owner = |kind: &str, name: &str, uid: &str, api_version: &str| json!([{"apiVersion": api_version, "kind": kind, "name": name, "uid": uid, "controller": true}]);
+    let template = json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "web:1"}]}});
+    let mut items = vec![
+        namespace("shop"),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "web", "namespace": "shop", "uid": "d-1"},
+               "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}, "template": template}}),
+        json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+               "metadata": {"name": "web-1", "namespace": "shop", "uid": "rs-1", "ownerReferences": owner("Deployment", "web", "d-1", "apps/v1")},
+               "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}, "template": template}}),
+        json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web", "namespace": "shop"},
+               "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}}}),
+    ];
+    for i in 0..3 {
+        let mut pod = ready_pod("shop", &format!("web-1-{i}"), json!({"app": "web"}));
+        pod["metadata"]["ownerReferences"] = owner("ReplicaSet", "web-1", "rs-1", "apps/v1");
+        items.push(pod);
+    }
+    let sim = start(quiet(common::list(items))).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(admin_client(&sim).await, "shop");
+    pods.evict("web-1-0", &EvictParams::default())
+        .await
+        .unwrap();
+    // Two pods are left, but the Deployment wants three: one is already unavailable.
+    assert_eq!(
+        api_code(pods.evict("web-1-1", &EvictParams::default()).await),
+        429
+    );
+    let budgets: Api<PodDisruptionBudget> = Api::namespaced(admin_client(&sim).await, "shop");
+    let settled = await_condition(Duration::from_secs(5), || async {
+        let status = budgets.get("web").await.unwrap().status.unwrap_or_default();
+        (
+            status.expected_pods,
+            status.current_healthy,
+            status.desired_healthy,
+            status.disruptions_allowed,
+        ) == (3, 2, 2, 0)
+    })
+    .await;
+    assert!(settled, "{:?}", budgets.get("web").await.unwrap().status);
+}
