@@ -228,8 +228,12 @@ pub fn spawn_status_updater(store: Arc<Store>) -> tokio::task::JoinHandle<()> {
             let mut lagged = first.is_none();
             let mut note = |e: &crate::store::StoreEvent| {
                 let relevant = e.resource == pods() || e.resource == budgets();
-                let own_status_write =
-                    e.resource == budgets() && e.kind == WatchEventType::Modified;
+                // A budget whose status has seen its current spec changed only its status:
+                // most likely this task's own write.
+                let own_status_write = e.resource == budgets()
+                    && e.kind == WatchEventType::Modified
+                    && e.object["status"]["observedGeneration"]
+                        == e.object["metadata"]["generation"];
                 if relevant && !own_status_write {
                     namespaces.insert(
                         e.object["metadata"]["namespace"]

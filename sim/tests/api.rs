@@ -457,6 +457,17 @@ async fn eviction_honours_the_disruption_budget() {
         )
         .await
         .unwrap();
+    let updated = await_condition(Duration::from_secs(5), || async {
+        let status = budgets
+            .get("shop")
+            .await
+            .unwrap()
+            .status
+            .unwrap_or_default();
+        (status.desired_healthy, status.disruptions_allowed) == (1, 1)
+    })
+    .await;
+    assert!(updated, "a changed budget gets a new status");
     pods.evict("pod-0001", &EvictParams::default())
         .await
         .unwrap();
