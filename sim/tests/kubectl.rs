@@ -227,6 +227,55 @@ fn rollout_restart_completes_and_new_pods_carry_the_injected_proxy() {
 }
 
 #[test]
+fn budgets_print_their_columns() {
+    let mut state = shop_state(2);
+    state["items"].as_array_mut().unwrap().push(json!({
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "shop", "namespace": "shop"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "shop"}}}
+    }));
+    let sim = SimProcess::start(&state, &[]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let table = ok(sim.kubectl(&["get", "pdb", "-n", "shop"]));
+        let header: Vec<&str> = table
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            header,
+            [
+                "NAME",
+                "MIN",
+                "AVAILABLE",
+                "MAX",
+                "UNAVAILABLE",
+                "ALLOWED",
+                "DISRUPTIONS",
+                "AGE"
+            ],
+            "{table}"
+        );
+        let row: Vec<&str> = table
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        if row[..4] == ["shop", "1", "N/A", "1"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the budget never allowed a disruption:\n{table}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
 fn events_are_listed() {
     let event = json!({
         "apiVersion": "v1", "kind": "Event",
