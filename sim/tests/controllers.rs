@@ -835,3 +835,57 @@ async fn odd_objects_do_not_stop_the_controllers() {
     .await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemonset_of_a_state_without_nodes_stays_on_its_nodes() {
+    let uid = "da3e0000-0000-4000-8000-000000000001";
+    let mut ds = workload("DaemonSet", "agent", 0, json!({}));
+    ds["metadata"]["uid"] = json!(uid);
+    let pod = |name: &str, node: &str, owned: bool| {
+        let mut pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "shop", "labels": {"app": "agent", "controller-revision-hash": "5d8f9c7b6"}},
+            "spec": {"nodeName": node, "containers": [{"name": "agent", "image": "example.com/agent:1.0"}]},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+        });
+        if owned {
+            pod["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "agent", "uid": uid, "controller": true}]);
+        }
+        pod
+    };
+    let sim = start(vec![
+        ds,
+        pod("agent-x", "node-x", true),
+        pod("agent-y", "node-y", true),
+        pod("other", "node-z", false),
+    ])
+    .await;
+    let store = sim.store();
+    let status = eventually("the DaemonSet status", Duration::from_secs(5), || {
+        let d = get(&store, "apps", "daemonsets", "agent");
+        (d["status"]["observedGeneration"] == 1).then_some(d["status"].clone())
+    })
+    .await;
+    assert_eq!(status["desiredNumberScheduled"], 2);
+    assert_eq!(status["updatedNumberScheduled"], 2);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        pods_of(&store, "agent").len(),
+        2,
+        "nothing created on node-z"
+    );
+
+    store.delete(pods(), Some("shop"), "agent-x").unwrap();
+    let back = eventually("a pod back on node-x", Duration::from_secs(5), || {
+        pods_of(&store, "agent")
+            .into_iter()
+            .find(|p| p["spec"]["nodeName"] == "node-x" && ready(p))
+    })
+    .await;
+    assert_eq!(
+        back["metadata"]["labels"]["controller-revision-hash"],
+        "5d8f9c7b6"
+    );
+    assert_eq!(pods_of(&store, "agent").len(), 2);
+    sim.shutdown().await;
+}

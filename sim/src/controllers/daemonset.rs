@@ -20,7 +20,10 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
     let uid = meta::uid(&ds).to_string();
     let spec = &ds["spec"];
     let on_delete = spec["updateStrategy"]["type"] == "OnDelete";
-    let nodes = ctl.node_names();
+    let mut owned = ctl.pods_of(&uid);
+    owned.retain(|p| !p.terminating);
+    owned.sort_by_key(|p| (p.created, p.name().to_string()));
+    let nodes = nodes_of(ctl, &uid, &owned);
     let desired = nodes.len() as i64;
     let max_unavailable = meta::int_or_percent(
         &spec["updateStrategy"]["rollingUpdate"]["maxUnavailable"],
@@ -30,9 +33,6 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
     )
     .max(1);
 
-    let mut owned = ctl.pods_of(&uid);
-    owned.retain(|p| !p.terminating);
-    owned.sort_by_key(|p| (p.created, p.name().to_string()));
     // The newest pod was made from the template the state's DaemonSet has.
     let loaded = owned
         .last()
@@ -133,4 +133,24 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
         }
     });
     None
+}
+
+/// The nodes a DaemonSet runs on: the Nodes of the state. A state without Node objects only says
+/// where the DaemonSet's pods run; the nodes of its pods when first seen are its nodes from then
+/// on, so that loading such a state moves nothing (and a DaemonSet without pods gets the cluster's).
+fn nodes_of(ctl: &mut Controllers, uid: &str, pods: &[PodInfo]) -> Vec<String> {
+    if ctl.has_node_objects() {
+        return ctl.node_names();
+    }
+    if let Some(nodes) = ctl.daemonset_nodes.get(uid) {
+        return nodes.clone();
+    }
+    let mut nodes: Vec<String> = pods.iter().filter_map(|p| p.node.clone()).collect();
+    nodes.sort();
+    nodes.dedup();
+    if nodes.is_empty() {
+        nodes = ctl.node_names();
+    }
+    ctl.daemonset_nodes.insert(uid.to_string(), nodes.clone());
+    nodes
 }

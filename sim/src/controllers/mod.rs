@@ -182,6 +182,8 @@ pub(crate) struct Controllers {
     pub revision_templates: HashMap<(String, String), Value>,
     /// The nodes the pods of the loaded state run on, for a state without Node objects.
     loaded_nodes: BTreeSet<String>,
+    /// The nodes of each DaemonSet (by uid) in a state without Node objects.
+    pub daemonset_nodes: HashMap<String, Vec<String>>,
 }
 
 impl Controllers {
@@ -196,6 +198,7 @@ impl Controllers {
             revisions: HashMap::new(),
             revision_templates: HashMap::new(),
             loaded_nodes: BTreeSet::new(),
+            daemonset_nodes: HashMap::new(),
         }
     }
 
@@ -488,6 +491,11 @@ impl Controllers {
             .entry((uid, revision.clone()))
             .or_insert_with(|| template.clone());
         revision
+    }
+
+    /// Whether the cluster has Node objects (or only the nodes its pods name).
+    pub fn has_node_objects(&self) -> bool {
+        self.index.keys_of(Kind::Node).next().is_some()
     }
 
     /// The names of the nodes pods are scheduled on: the Nodes of the state; for a state without
