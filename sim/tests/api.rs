@@ -627,3 +627,49 @@ async fn max_unavailable_counts_the_replicas_the_controller_wants() {
     .await;
     assert!(settled, "{:?}", budgets.get("web").await.unwrap().status);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_changes_only_through_the_status_subresource_and_dry_runs_persist_nothing() {
+    let sim = start(quiet(shop_state(1))).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(admin_client(&sim).await, "shop");
+    let before = pods.get("pod-0000").await.unwrap();
+
+    let failed = json!({"status": {"phase": "Failed"}, "metadata": {"labels": {"seen": "yes"}}});
+    let pod = pods
+        .patch("pod-0000", &PatchParams::default(), &Patch::Merge(&failed))
+        .await
+        .unwrap();
+    assert_eq!(
+        pod.status.as_ref().unwrap().phase.as_deref(),
+        Some("Running"),
+        "the main resource ignores status"
+    );
+    let pod = pods
+        .patch_status("pod-0000", &PatchParams::default(), &Patch::Merge(&failed))
+        .await
+        .unwrap();
+    assert_eq!(
+        pod.status.as_ref().unwrap().phase.as_deref(),
+        Some("Failed")
+    );
+    assert_eq!(pod.metadata.generation, before.metadata.generation);
+
+    let image = json!({"spec": {"containers": [{"name": "app", "image": "app:2"}]}});
+    let dry = pods
+        .patch(
+            "pod-0000",
+            &PatchParams::default().dry_run(),
+            &Patch::Strategic(&image),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        dry.spec.unwrap().containers[0].image.as_deref(),
+        Some("app:2")
+    );
+    let stored = pods.get("pod-0000").await.unwrap();
+    assert_eq!(
+        stored.spec.unwrap().containers[0].image.as_deref(),
+        Some("registry.example/app:1")
+    );
+}

@@ -300,7 +300,8 @@ pub(super) async fn update(
     let updated = if target.subresource.as_deref() == Some("status") {
         shared.store.update_status(r, obj)?
     } else {
-        admission::apply_defaults(r, &mut obj);
+        // Defaults are written on create only: an object loaded from the state without them
+        // must not change its spec (and generation) because of an unrelated write.
         admission::validate(r, &obj)?;
         if is_dry_run(call) {
             return Ok(json_response(200, &obj));
@@ -338,49 +339,65 @@ pub(super) async fn patch_object(
         return Ok(json_response(201, &shared.store.create(r, obj)?));
     }
 
-    let dry_run = is_dry_run(call);
-    let mut dry_result = None;
-    let patched = shared.store.try_modify(r, ns, name, |obj| {
-        let original = obj.clone();
-        patch::apply(patch_type, obj, &body)?;
-        let rv = |o: &Value| o["metadata"]["resourceVersion"].clone();
-        if rv(obj) != rv(&original) {
-            return Err(ApiError::conflict(r, name, "the object has been modified; please apply your changes to the latest version and try again"));
-        }
-        if obj["metadata"]["name"] != original["metadata"]["name"] {
-            return Err(ApiError::invalid(r, name, "metadata.name", "field is immutable"));
-        }
-        if status_only {
-            // Only the status changes through the status subresource.
-            let status = obj.get("status").cloned();
-            *obj = original;
-            match status {
-                Some(status) => obj["status"] = status,
-                None => obj["status"] = json!({}),
-            }
-        } else {
-            match original.get("status") {
-                Some(status) => obj["status"] = status.clone(),
-                None => {
-                    if let Some(m) = obj.as_object_mut() {
-                        m.remove("status");
-                    }
-                }
-            }
-            admission::apply_defaults(r, obj);
-            admission::validate(r, obj)?;
-        }
-        if dry_run {
-            dry_result = Some(obj.clone());
-            return Err(ApiError::new(0, "DryRun", ""));
-        }
-        Ok(())
-    });
-    match (patched, dry_result) {
-        (_, Some(result)) => Ok(json_response(200, &result)),
-        (Ok(obj), None) => Ok(json_response(200, &obj)),
-        (Err(e), None) => Err(e),
+    let apply_patch = |current: &Value| patched(r, name, current, patch_type, &body, status_only);
+    if is_dry_run(call) {
+        let current = shared
+            .store
+            .get(r, ns, name)
+            .ok_or_else(|| ApiError::not_found(r, name))?;
+        return Ok(json_response(200, &apply_patch(&current)?));
     }
+    let obj = shared.store.try_modify(r, ns, name, |obj| {
+        *obj = apply_patch(obj)?;
+        Ok(())
+    })?;
+    Ok(json_response(200, &obj))
+}
+
+/// `current` with the patch applied, as it would be stored: through the status subresource only
+/// the status changes, otherwise everything but the status; the result must be valid.
+fn patched(
+    r: &ResourceType,
+    name: &str,
+    current: &Value,
+    patch_type: PatchType,
+    body: &[u8],
+    status_only: bool,
+) -> Result<Value, ApiError> {
+    let mut obj = current.clone();
+    patch::apply(patch_type, &mut obj, body)?;
+    let rv = |o: &Value| o["metadata"]["resourceVersion"].clone();
+    if rv(&obj) != rv(current) {
+        return Err(ApiError::conflict(
+            r,
+            name,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        ));
+    }
+    if obj["metadata"]["name"] != current["metadata"]["name"] {
+        return Err(ApiError::invalid(
+            r,
+            name,
+            "metadata.name",
+            "field is immutable",
+        ));
+    }
+    if status_only {
+        let status = obj.get("status").cloned().unwrap_or_else(|| json!({}));
+        obj = current.clone();
+        obj["status"] = status;
+        return Ok(obj);
+    }
+    match current.get("status") {
+        Some(status) => obj["status"] = status.clone(),
+        None => {
+            if let Some(m) = obj.as_object_mut() {
+                m.remove("status");
+            }
+        }
+    }
+    admission::validate(r, &obj)?;
+    Ok(obj)
 }
 
 /// `DeleteOptions` from the body or the query.
@@ -398,8 +415,10 @@ pub(super) async fn delete(
     target: &Target,
 ) -> Result<Response<Body>, ApiError> {
     let r = target.resource;
+    let protobuf = call.header(header::CONTENT_TYPE).contains("protobuf");
     let body = call.body_bytes().await?;
-    let options: Value = if body.is_empty() {
+    // Options sent as protobuf (typed clients) are not read: the defaults apply.
+    let options: Value = if body.is_empty() || protobuf {
         json!({})
     } else {
         serde_json::from_slice(&body)
