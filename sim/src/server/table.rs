@@ -283,7 +283,12 @@ fn printer(r: &ResourceType) -> Vec<Column> {
                     .into_iter()
                     .flatten()
                     .any(|c| c["type"] == "Ready" && c["status"] == "True");
-                json!(if ready { "Ready" } else { "NotReady" })
+                let state = if ready { "Ready" } else { "NotReady" };
+                if n["spec"]["unschedulable"] == true {
+                    json!(format!("{state},SchedulingDisabled"))
+                } else {
+                    json!(state)
+                }
             }),
             age,
             col("Version", "string", |n| {
