@@ -393,3 +393,31 @@ fn scale_sets_replicas_through_the_scale_subresource() {
             .any(|l| l.contains("/deployments/web/scale") && l.ends_with(" 200"))
     );
 }
+
+#[test]
+fn drain_cordons_and_evicts() {
+    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"},
+                      "status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+    let mut state = shop_state(2);
+    state["items"].as_array_mut().unwrap().push(node);
+    let sim = SimProcess::start(&state, &[]);
+    let out = ok(sim.kubectl(&[
+        "drain",
+        "node-1",
+        "--force",
+        "--ignore-daemonsets",
+        "--timeout=20s",
+    ]));
+    assert!(out.contains("node/node-1 drained"), "{out}");
+    assert!(ok(sim.kubectl(&["get", "nodes"])).contains("Ready,SchedulingDisabled"));
+    assert_eq!(
+        ok(sim.kubectl(&["get", "pods", "-n", "shop", "-o", "name"])),
+        ""
+    );
+    let evictions = sim
+        .request_log()
+        .lines()
+        .filter(|l| l.contains("/eviction") && l.ends_with(" 201"))
+        .count();
+    assert_eq!(evictions, 2, "{}", sim.request_log());
+}
