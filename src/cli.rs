@@ -202,7 +202,7 @@ pub fn main(cli: Cli) -> i32 {
         Command::Plan(args) if args.snapshot.is_some() => plan_command(*args, None),
         Command::Plan(args) => with_runtime(async move {
             let client = args.options.cluster.client().await?;
-            let inventory = live::read(&client, &args.options.cluster.scope()).await?;
+            let inventory = list_cluster(&client, &args.options.cluster.scope()).await?;
             plan_command(*args, Some(inventory))
         }),
         Command::Run(options) => with_runtime(run_command(*options)),
@@ -228,6 +228,14 @@ fn with_runtime(work: impl std::future::Future<Output = Result<i32>>) -> Result<
             source,
         })?;
     runtime.block_on(work)
+}
+
+/// The live inventory, with progress while it is listed.
+async fn list_cluster(client: &kube::Client, scope: &Scope) -> Result<Inventory> {
+    let progress = sinks::ListingProgress::new();
+    let inventory = live::read(client, scope, &|kind, items| progress.page(kind, items)).await;
+    progress.finish();
+    inventory
 }
 
 /// Control plane, gate and plan: the pure half of every command.
@@ -286,7 +294,7 @@ async fn run_command(options: Options) -> Result<i32> {
         sinks::configmap_target(target)?;
     }
     let client = options.cluster.client().await?;
-    let inventory = live::read(&client, &options.cluster.scope()).await?;
+    let inventory = list_cluster(&client, &options.cluster.scope()).await?;
     let (control_plane, gate, plan) = decide(&inventory, &options)?;
     drop(inventory);
     let mut report = Report::from_plan(Mode::Run, started, &plan, &control_plane, &gate);

@@ -257,6 +257,56 @@ pub fn write_termination_log(report: &Report, exit_code: i32) {
     }
 }
 
+/// Progress while the cluster is listed: a spinner with counts on a terminal, a debug line
+/// per page otherwise.
+pub struct ListingProgress {
+    spinner: Option<ProgressBar>,
+    counts: std::sync::Mutex<BTreeMap<String, usize>>,
+}
+
+impl ListingProgress {
+    pub fn new() -> ListingProgress {
+        let spinner = std::io::stderr().is_terminal().then(|| {
+            let spinner = ProgressBar::new_spinner();
+            spinner.set_style(
+                ProgressStyle::with_template("{spinner} listing the cluster: {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            spinner.enable_steady_tick(Duration::from_millis(120));
+            spinner
+        });
+        ListingProgress {
+            spinner,
+            counts: Default::default(),
+        }
+    }
+
+    /// One page of `kind` with `items` objects was read.
+    pub fn page(&self, kind: &str, items: usize) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        *counts.entry(kind.to_string()).or_default() += items;
+        match &self.spinner {
+            Some(spinner) => {
+                let listed: Vec<String> = counts.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                spinner.set_message(listed.join(", "));
+            }
+            None => tracing::debug!(kind, items, "listed a page"),
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(spinner) = &self.spinner {
+            spinner.finish_and_clear();
+        }
+    }
+}
+
+impl Default for ListingProgress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Progress for people: a bar on a terminal; in a Job, one log line per state change.
 pub struct Progress {
     bar: Option<ProgressBar>,

@@ -85,17 +85,20 @@ impl Scope {
     }
 }
 
+/// Told of every page listed: the kind and how many items it held.
+pub type OnPage<'a> = &'a (dyn Fn(&str, usize) + Sync);
+
 /// Reads the cluster's inventory.
-pub async fn read(client: &Client, scope: &Scope) -> Result<Inventory> {
+pub async fn read(client: &Client, scope: &Scope, on_page: OnPage<'_>) -> Result<Inventory> {
     let mut builder = InventoryBuilder::with_scope(&scope.namespaces);
 
     // Owners and namespaces are few; they are listed first so that Rollouts are listed only
     // when a ReplicaSet names one.
     let mut owners: Vec<Object> = Vec::new();
-    collect(client, &NAMESPACES, None, None, &mut owners).await?;
+    collect(client, &NAMESPACES, None, None, &mut owners, on_page).await?;
     for resource in &WORKLOADS {
         for namespace in scope.namespaces() {
-            collect(client, resource, namespace, None, &mut owners).await?;
+            collect(client, resource, namespace, None, &mut owners, on_page).await?;
         }
     }
     if !scope.covers_istio() {
@@ -106,6 +109,7 @@ pub async fn read(client: &Client, scope: &Scope) -> Result<Inventory> {
             Some(&scope.istio_namespace),
             Some("app=istiod"),
             &mut owners,
+            on_page,
         )
         .await?;
     }
@@ -117,7 +121,7 @@ pub async fn read(client: &Client, scope: &Scope) -> Result<Inventory> {
     });
     if names_rollout {
         for namespace in scope.namespaces() {
-            match collect(client, &ROLLOUTS, namespace, None, &mut owners).await {
+            match collect(client, &ROLLOUTS, namespace, None, &mut owners, on_page).await {
                 Ok(()) => {}
                 // Without the Rollout CRD the ReplicaSets' owner is simply not in the inventory.
                 Err(crate::Error::Kube { source, .. })
@@ -137,6 +141,7 @@ pub async fn read(client: &Client, scope: &Scope) -> Result<Inventory> {
         Some(&scope.istio_namespace),
         None,
         &mut owners,
+        on_page,
     )
     .await?;
     for object in owners {
@@ -144,7 +149,7 @@ pub async fn read(client: &Client, scope: &Scope) -> Result<Inventory> {
     }
 
     for namespace in scope.namespaces() {
-        read_pods(client, &mut builder, namespace, None).await?;
+        read_pods(client, &mut builder, namespace, None, on_page).await?;
     }
     if !scope.covers_istio() {
         read_pods(
@@ -152,6 +157,7 @@ pub async fn read(client: &Client, scope: &Scope) -> Result<Inventory> {
             &mut builder,
             Some(&scope.istio_namespace),
             Some("app=istiod"),
+            on_page,
         )
         .await?;
     }
@@ -184,6 +190,7 @@ async fn collect(
     namespace: Option<&str>,
     label_selector: Option<&str>,
     into: &mut Vec<Object>,
+    on_page: OnPage<'_>,
 ) -> Result<()> {
     let start = into.len();
     let into = std::cell::RefCell::new(into);
@@ -194,6 +201,7 @@ async fn collect(
         resource.api_version,
         label_selector,
         |items| {
+            on_page(resource.kind, items.len());
             into.borrow_mut().extend(items);
             Ok(())
         },
@@ -208,6 +216,7 @@ async fn read_pods(
     builder: &mut InventoryBuilder,
     namespace: Option<&str>,
     label_selector: Option<&str>,
+    on_page: OnPage<'_>,
 ) -> Result<()> {
     // Pods go into the inventory page by page; a restarted list starts them over.
     let checkpoint = builder.pods_checkpoint();
@@ -219,6 +228,7 @@ async fn read_pods(
         PODS.api_version,
         label_selector,
         |items| {
+            on_page(PODS.kind, items.len());
             let mut builder = shared.borrow_mut();
             for object in items {
                 add(&mut builder, object)?;
