@@ -50,6 +50,9 @@ fn set_default(obj: &mut Value, path: &[&str], value: Value) {
 }
 
 fn default_pod_spec(spec: &mut Value) {
+    if !spec.is_object() {
+        return;
+    }
     set_default(spec, &["restartPolicy"], json!("Always"));
     set_default(spec, &["terminationGracePeriodSeconds"], json!(30));
     set_default(spec, &["dnsPolicy"], json!("ClusterFirst"));
@@ -147,8 +150,26 @@ fn validate_pod_spec(
     Ok(())
 }
 
+/// Rejects objects whose top-level parts are not objects, before anything reads or writes them.
+pub fn validate_shape(r: &ResourceType, obj: &Value) -> Result<(), ApiError> {
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    if !obj.is_object() {
+        return Err(ApiError::invalid(r, name, "<root>", "must be an object"));
+    }
+    for field in ["metadata", "spec", "status"] {
+        if obj
+            .get(field)
+            .is_some_and(|v| !v.is_object() && !v.is_null())
+        {
+            return Err(ApiError::invalid(r, name, field, "must be an object"));
+        }
+    }
+    Ok(())
+}
+
 /// Rejects objects a real server would reject for the fields this simulation relies on.
 pub fn validate(r: &ResourceType, obj: &Value) -> Result<(), ApiError> {
+    validate_shape(r, obj)?;
     let name = obj["metadata"]["name"].as_str().unwrap_or_default();
     if !name.is_empty() && !is_dns_subdomain(name) && r.kind != "Event" {
         return Err(ApiError::invalid(

@@ -673,3 +673,61 @@ async fn status_changes_only_through_the_status_subresource_and_dry_runs_persist
         Some("registry.example/app:1")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_objects_and_patches_are_rejected_and_the_server_carries_on() {
+    let sim = start(quiet(shop_state(1))).await.unwrap();
+    let client = admin_client(&sim).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
+    let pp = PatchParams::default();
+    let patches = [
+        Patch::Merge(json!({"metadata": "oops"})),
+        Patch::Merge(json!({"spec": 5})),
+        Patch::Strategic(json!({"spec": {"containers": "none"}})),
+    ];
+    for patch in &patches {
+        assert_eq!(
+            api_code(pods.patch("pod-0000", &pp, patch).await),
+            422,
+            "{patch:?}"
+        );
+    }
+    let root: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "replace", "path": "", "value": 7}])).unwrap();
+    assert_eq!(
+        api_code(pods.patch("pod-0000", &pp, &Patch::Json::<()>(root)).await),
+        422
+    );
+    assert_eq!(
+        api_code(
+            pods.patch_status("pod-0000", &pp, &Patch::Merge(json!({"status": []})))
+                .await
+        ),
+        422
+    );
+
+    let maps: Api<ConfigMap> = Api::namespaced(client, "shop");
+    let request = axum::http::Request::post("/api/v1/namespaces/shop/configmaps")
+        .header("content-type", "application/json")
+        .body(
+            serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": "x"}))
+                .unwrap(),
+        )
+        .unwrap();
+    let raw = admin_client(&sim).await.request_text(request).await;
+    assert!(
+        matches!(raw, Err(kube::Error::Api(ref s)) if s.code == 422),
+        "{raw:?}"
+    );
+    assert!(
+        maps.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(
+        pods.get("pod-0000").await.is_ok(),
+        "the server still answers"
+    );
+}

@@ -276,6 +276,7 @@ pub(super) async fn create(
     let mut obj = call.body_json().await?;
     prepare_object(target, &mut obj)?;
     require_namespace(shared, target)?;
+    admission::validate_shape(r, &obj)?;
     admission::apply_defaults(r, &mut obj);
     admission::initial_status(r, &mut obj);
     if r.kind == "Pod" && r.group.is_empty() {
@@ -333,6 +334,7 @@ pub(super) async fn patch_object(
             .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
         prepare_object(target, &mut obj)?;
         require_namespace(shared, target)?;
+        admission::validate_shape(r, &obj)?;
         admission::apply_defaults(r, &mut obj);
         admission::initial_status(r, &mut obj);
         admission::validate(r, &obj)?;
@@ -366,6 +368,7 @@ fn patched(
 ) -> Result<Value, ApiError> {
     let mut obj = current.clone();
     patch::apply(patch_type, &mut obj, body)?;
+    admission::validate_shape(r, &obj)?;
     let rv = |o: &Value| o["metadata"]["resourceVersion"].clone();
     if rv(&obj) != rv(current) {
         return Err(ApiError::conflict(
