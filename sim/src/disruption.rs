@@ -339,8 +339,13 @@ impl Evictions {
                 }
                 if is_ready(&pod) {
                     let _ = store.modify(budgets(), Some(ns), pdb_name, |p| {
-                        let allowed = status.disruptions_allowed - 1;
-                        p["status"]["disruptionsAllowed"] = json!(allowed);
+                        if !p["status"].is_object() {
+                            p["status"] = json!({});
+                        }
+                        if !p["status"]["disruptedPods"].is_object() {
+                            p["status"]["disruptedPods"] = json!({});
+                        }
+                        p["status"]["disruptionsAllowed"] = json!(status.disruptions_allowed - 1);
                         p["status"]["disruptedPods"][name] = json!(now());
                     });
                 }
