@@ -31,8 +31,18 @@ pub fn read_file(path: &Path, builder: InventoryBuilder) -> Result<Inventory> {
 }
 
 /// Reads a snapshot from any reader; `source` names it in error messages.
-pub fn read(reader: impl Read, source: &str, mut builder: InventoryBuilder) -> Result<Inventory> {
-    let mut chunks = Chunks::new(reader, source);
+pub fn read(reader: impl Read, source: &str, builder: InventoryBuilder) -> Result<Inventory> {
+    read_chunked(reader, source, builder, CHUNK)
+}
+
+/// [`read`] with the first chunk `chunk` bytes long (it grows for a larger item).
+fn read_chunked(
+    reader: impl Read,
+    source: &str,
+    mut builder: InventoryBuilder,
+    chunk: usize,
+) -> Result<Inventory> {
+    let mut chunks = Chunks::new(reader, source, chunk);
     let invalid = |detail: String| Error::InvalidSnapshot {
         file: source.to_string(),
         detail,
@@ -178,12 +188,18 @@ fn read_items<R: Read>(
             }
         }
         let origin = format!("items[{index}]");
-        let range = chunks.next_value(&origin)?;
-        let bytes = chunks.slice(range);
-        let object = parse_item(bytes).map_err(|detail| Error::InvalidSnapshot {
-            file: source.to_string(),
-            detail: format!("{origin}{detail}"),
-        })?;
+        let object = match chunks.parse_next::<Object>()? {
+            Some(object) => object,
+            None => {
+                // Find where the broken item ends, then parse it again to say what broke.
+                let range = chunks.next_value(&origin)?;
+                let bytes = chunks.slice(range);
+                parse_item(bytes).map_err(|detail| Error::InvalidSnapshot {
+                    file: source.to_string(),
+                    detail: format!("{origin}{detail}"),
+                })?
+            }
+        };
         builder.add(object, &format!("{source} {origin}"))?;
         index += 1;
     }
@@ -264,11 +280,11 @@ struct Chunks<'s, R> {
 }
 
 impl<'s, R: Read> Chunks<'s, R> {
-    fn new(reader: R, source: &'s str) -> Self {
+    fn new(reader: R, source: &'s str, chunk: usize) -> Self {
         Chunks {
             reader,
             source,
-            data: vec![0; CHUNK],
+            data: vec![0; chunk.max(1)],
             pos: 0,
             end: 0,
             eof: false,
@@ -346,6 +362,29 @@ impl<'s, R: Read> Chunks<'s, R> {
             }
             if !self.refill()? {
                 return Ok(None);
+            }
+        }
+    }
+
+    /// Parses the value starting at the current byte straight from the buffer and consumes it:
+    /// one pass over its bytes, no scan for its end first. A value cut by the end of the buffer
+    /// is parsed again once more input is in (one value per chunk). `None`, consuming nothing,
+    /// when the value is not valid; the caller finds out why.
+    fn parse_next<T: serde::de::DeserializeOwned>(&mut self) -> Result<Option<T>> {
+        loop {
+            let mut values = serde_json::Deserializer::from_slice(&self.data[self.pos..self.end])
+                .into_iter::<T>();
+            match values.next() {
+                Some(Ok(value)) => {
+                    self.pos += values.byte_offset();
+                    return Ok(Some(value));
+                }
+                Some(Err(error)) if error.is_eof() && !self.eof => {
+                    if !self.refill()? {
+                        return Ok(None);
+                    }
+                }
+                _ => return Ok(None),
             }
         }
     }
@@ -464,6 +503,31 @@ mod tests {
             assert_eq!(inventory.proxy_pods.len(), 1);
             assert!(inventory.namespaces.contains_key("n"));
             assert_eq!(inventory.ignored_kinds.get("Service"), Some(&1));
+        }
+    }
+
+    #[test]
+    fn items_cut_by_the_end_of_a_chunk_are_read_whole() {
+        let whole = read_str(LIST).unwrap();
+        for chunk in [1, 7, 64, 200, 4096] {
+            let inventory =
+                read_chunked(LIST.as_bytes(), "t", InventoryBuilder::new(), chunk).unwrap();
+            assert_eq!(inventory.pods_total, whole.pods_total, "chunk {chunk}");
+            assert_eq!(inventory.proxy_pods.len(), 1, "chunk {chunk}");
+            assert!(inventory.namespaces.contains_key("n"), "chunk {chunk}");
+            assert_eq!(inventory.ignored_kinds.get("Service"), Some(&1));
+        }
+        // A broken item is still named, wherever the chunks end.
+        let broken = r#"{"kind":"List","items":[{"kind":"Namespace","metadata":{"name":"a"}},
+            {"kind":"Pod","metadata":{"name":"p","namespace":"n"},"spec":{"containers":[{"name":"c","image":5}]}}]}"#;
+        for chunk in [1, 16, 100, 4096] {
+            let error = read_chunked(broken.as_bytes(), "t", InventoryBuilder::new(), chunk)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("items[1] (Pod n/p): spec.containers[0].image"),
+                "chunk {chunk}: {error}"
+            );
         }
     }
 
