@@ -1023,6 +1023,10 @@ impl<'a> Generator<'a> {
                                 "phase": if healthy { "Healthy" } else { "Progressing" },
                                 "message": if healthy { "" } else { "more replicas need to be updated" }});
         prune_zero_counts(&mut status);
+        let time = Self::stamp(self.past(30));
+        status["conditions"] = json!([{"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
+            "message": format!("ReplicaSet \"{name}-{hash}\" has successfully progressed."),
+            "lastUpdateTime": time, "lastTransitionTime": time}]);
         let rollout = json!({
             "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
             "metadata": {"name": name, "namespace": namespace, "uid": uid, "generation": 1, "creationTimestamp": Self::stamp(self.past(90)),

@@ -889,3 +889,51 @@ async fn a_daemonset_of_a_state_without_nodes_stays_on_its_nodes() {
     assert_eq!(pods_of(&store, "agent").len(), 2);
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_whose_new_pods_crash_loop_is_degraded() {
+    let rollout = workload(
+        "Rollout",
+        "flaky",
+        2,
+        json!({"progressDeadlineSeconds": 2, "strategy": {"canary": {}}}),
+    );
+    let sim = start(vec![rollout]).await;
+    let store = sim.store();
+    eventually("the Rollout", Duration::from_secs(10), || {
+        let r = get(&store, "argoproj.io", "rollouts", "flaky");
+        (r["status"]["phase"] == "Healthy").then_some(r)
+    })
+    .await;
+    // restartAt in whole seconds, later than the pods' creation.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    store
+        .modify(
+            resource("argoproj.io", "rollouts"),
+            Some("shop"),
+            "flaky",
+            |r| {
+                r["metadata"]["annotations"] =
+                    json!({"kube-sim.kyma-project.io/new-pods": "crash-loop"});
+                r["spec"]["restartAt"] =
+                    json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            },
+        )
+        .unwrap();
+    let r = eventually("Degraded", Duration::from_secs(15), || {
+        let r = get(&store, "argoproj.io", "rollouts", "flaky");
+        (r["status"]["phase"] == "Degraded").then_some(r)
+    })
+    .await;
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("ProgressDeadlineExceeded")
+    );
+    assert!(
+        r["status"]["restartedAt"].is_null(),
+        "the restart did not finish"
+    );
+    sim.shutdown().await;
+}

@@ -370,9 +370,6 @@ fn write_status(
         || replicas - updated < was("replicas") - was("updatedReplicas");
     let complete =
         updated == desired && replicas == desired && available == desired && old_pods == 0;
-    let deadline = deployment["spec"]["progressDeadlineSeconds"]
-        .as_i64()
-        .unwrap_or(600);
 
     let now = meta::now();
     let mut conditions: Vec<Value> = previous["conditions"]
@@ -399,29 +396,84 @@ fn write_status(
         &now,
         false,
     );
+    let requeue = update_progressing(
+        &mut conditions,
+        deployment,
+        Progress {
+            paused: strategy.paused,
+            complete,
+            progressed,
+            created: sets.changed,
+        },
+        sets,
+        &now,
+    );
+    conditions.sort_by_key(|c| if c["type"] == "Available" { 0 } else { 1 });
+
+    let counts = [
+        ("observedGeneration", meta::generation(deployment)),
+        ("replicas", replicas),
+        ("updatedReplicas", updated),
+        ("readyReplicas", ready),
+        ("availableReplicas", available),
+        ("unavailableReplicas", (desired - available).max(0)),
+    ];
+    ctl.modify(key, |d| {
+        super::replicaset::set_counts(&mut d["status"], &counts);
+        d["status"]["conditions"] = json!(conditions);
+    });
+    requeue
+}
+
+/// What a reconcile found about a rollout's progress.
+pub struct Progress {
+    pub paused: bool,
+    pub complete: bool,
+    /// More updated, ready or available pods, or fewer old ones, than the status said.
+    pub progressed: bool,
+    /// This reconcile created or scaled a ReplicaSet.
+    pub created: bool,
+}
+
+/// Sets the `Progressing` condition as the Deployment controller does (Argo Rollouts too):
+/// `NewReplicaSetAvailable` once complete, `ReplicaSetUpdated` while progress is made, and
+/// `ProgressDeadlineExceeded` when none was made for `spec.progressDeadlineSeconds` (default 600).
+/// A completed rollout is not timed out by pods failing later. Returns when to look again.
+pub fn update_progressing(
+    conditions: &mut Vec<Value>,
+    obj: &Value,
+    progress: Progress,
+    sets: &ReplicaSets,
+    now: &str,
+) -> Option<Duration> {
+    let deadline = obj["spec"]["progressDeadlineSeconds"]
+        .as_i64()
+        .unwrap_or(600);
     let rs_name = sets
         .current
         .as_ref()
         .map(|rs| meta::name(&rs.obj).to_string())
         .unwrap_or_default();
-    let progressing = meta::condition(deployment, "Progressing").cloned();
+    let progressing = meta::condition(obj, "Progressing").cloned();
     let old_reason = progressing
         .as_ref()
         .and_then(|c| c["reason"].as_str())
         .unwrap_or_default();
     let mut requeue = None;
-    let new_progressing = if strategy.paused {
+    let kind = obj["kind"].as_str().unwrap_or("Deployment");
+    let paused_reason = format!("{kind}Paused");
+    let new_progressing = if progress.paused {
         Some(
-            json!({"type": "Progressing", "status": "Unknown", "reason": "DeploymentPaused",
-                    "message": "Deployment is paused"}),
+            json!({"type": "Progressing", "status": "Unknown", "reason": paused_reason,
+                    "message": format!("{kind} is paused")}),
         )
-    } else if complete {
+    } else if progress.complete {
         Some(
             json!({"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
                     "message": format!("ReplicaSet \"{rs_name}\" has successfully progressed.")}),
         )
-    } else if progressed || progressing.is_none() || old_reason == "DeploymentPaused" {
-        let reason = if sets.changed && old_reason != "ReplicaSetUpdated" {
+    } else if progress.progressed || progressing.is_none() || old_reason == paused_reason {
+        let reason = if progress.created && old_reason != "ReplicaSetUpdated" {
             "NewReplicaSetCreated"
         } else {
             "ReplicaSetUpdated"
@@ -452,23 +504,9 @@ fn write_status(
         }
     };
     if let Some(condition) = new_progressing {
-        let touch = progressed || condition["reason"] != old_reason;
-        set_condition_keeping_update_time(&mut conditions, condition, &now, touch);
+        let touch = progress.progressed || condition["reason"] != old_reason;
+        set_condition_keeping_update_time(conditions, condition, now, touch);
     }
-    conditions.sort_by_key(|c| if c["type"] == "Available" { 0 } else { 1 });
-
-    let counts = [
-        ("observedGeneration", meta::generation(deployment)),
-        ("replicas", replicas),
-        ("updatedReplicas", updated),
-        ("readyReplicas", ready),
-        ("availableReplicas", available),
-        ("unavailableReplicas", (desired - available).max(0)),
-    ];
-    ctl.modify(key, |d| {
-        super::replicaset::set_counts(&mut d["status"], &counts);
-        d["status"]["conditions"] = json!(conditions);
-    });
     requeue
 }
 

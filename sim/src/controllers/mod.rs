@@ -405,10 +405,36 @@ impl Controllers {
     /// sidecar the admission webhook injects, and the status a new pod starts with.
     pub fn create_pod(&mut self, mut pod: Value) -> Option<Value> {
         let resource = Kind::Pod.resource()?;
+        if meta::annotation(&pod, NEW_PODS_ANNOTATION).is_none()
+            && let Some(behaviour) = self.scenario_of_owners(&pod)
+        {
+            meta::set_meta_entry(&mut pod, "annotations", NEW_PODS_ANNOTATION, &behaviour);
+        }
         crate::injector::inject(&self.store, &mut pod, self.cfg.proxy_image.as_deref());
         crate::admission::apply_defaults(resource, &mut pod);
         crate::admission::initial_status(resource, &mut pod);
         self.create(Kind::Pod, pod)
+    }
+
+    /// The [`NEW_PODS_ANNOTATION`] scenario of a new pod's controller, or of that controller's
+    /// controller (a ReplicaSet's Deployment or Rollout), so that annotating the workload reaches
+    /// pods its existing ReplicaSet creates too.
+    fn scenario_of_owners(&self, pod: &Value) -> Option<String> {
+        let namespace = meta::namespace(pod).unwrap_or_default().to_string();
+        let mut child = pod.clone();
+        for _ in 0..2 {
+            let (api_version, kind, name, _) = meta::controller_of(&child)?;
+            let owner = self.get(&Key::new(
+                Kind::of_reference(api_version, kind)?,
+                &namespace,
+                name,
+            ))?;
+            if let Some(behaviour) = meta::annotation(&owner, NEW_PODS_ANNOTATION) {
+                return Some(behaviour.to_string());
+            }
+            child = owner;
+        }
+        None
     }
 
     /// Deletes an object, and forgets it at once so that the next reconcile no longer counts it.

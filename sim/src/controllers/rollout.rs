@@ -8,9 +8,9 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::deployment::{self, Strategy};
+use super::deployment::{self, Progress, Strategy};
 use super::pods::PodInfo;
 use super::replicaset::owned_pods;
 use super::{Controllers, Key, meta};
@@ -41,6 +41,7 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
     let mut requeue = None;
     let mut restarted_at = rollout["status"]["restartedAt"].clone();
     let mut restart_pending = false;
+    let mut restarted_one = false;
     let restart_at_text = spec["restartAt"].as_str().unwrap_or_default();
     if let (Some(restart_at), Some(current)) = (meta::parse_time(restart_at_text), &sets.current)
         && rolled_out
@@ -73,6 +74,7 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
                 if all_ready {
                     let key = stale[0].key.clone();
                     ctl.delete(&key);
+                    restarted_one = true;
                 }
             }
         }
@@ -88,12 +90,52 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
         .and_then(|rs| meta::label(&rs.obj, HASH_LABEL))
         .map(str::to_string);
     let complete = rolled_out && updated == desired && available == desired && replicas == desired;
+    let previous = &rollout["status"];
+    let was = |f: &str| previous[f].as_i64().unwrap_or(0);
+    let progress = Progress {
+        paused: strategy.paused,
+        complete: complete && !restart_pending,
+        progressed: sets.changed
+            || restarted_one
+            || updated > was("updatedReplicas")
+            || ready > was("readyReplicas")
+            || available > was("availableReplicas")
+            || replicas - updated < was("replicas") - was("updatedReplicas"),
+        created: sets.changed,
+    };
+    let now = meta::now();
+    let mut conditions: Vec<Value> = previous["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let check_again =
+        deployment::update_progressing(&mut conditions, &rollout, progress, &sets, &now);
+    requeue = match (requeue, check_again) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let timed_out = conditions
+        .iter()
+        .any(|c| c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded");
     let (phase, message) = if strategy.paused {
-        ("Paused", "manually paused")
+        ("Paused", "manually paused".to_string())
+    } else if timed_out {
+        let rs = sets
+            .current
+            .as_ref()
+            .map(|rs| meta::name(&rs.obj))
+            .unwrap_or_default();
+        (
+            "Degraded",
+            format!("ProgressDeadlineExceeded: ReplicaSet \"{rs}\" has timed out progressing."),
+        )
     } else if complete && !restart_pending {
-        ("Healthy", "")
+        ("Healthy", String::new())
     } else {
-        ("Progressing", "more replicas need to be updated")
+        (
+            "Progressing",
+            "more replicas need to be updated".to_string(),
+        )
     };
     let counts = [
         ("replicas", replicas),
@@ -113,6 +155,7 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
         if !restarted_at.is_null() {
             status["restartedAt"] = restarted_at.clone();
         }
+        status["conditions"] = json!(conditions);
         if let Some(hash) = &hash {
             status["currentPodHash"] = json!(hash);
             if complete {
