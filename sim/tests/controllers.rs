@@ -937,3 +937,57 @@ async fn a_rollout_whose_new_pods_crash_loop_is_degraded() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_revisions_beyond_the_history_limit_are_deleted() {
+    let sim = start(vec![workload(
+        "Deployment",
+        "short",
+        1,
+        json!({"revisionHistoryLimit": 1}),
+    )])
+    .await;
+    let store = sim.store();
+    for revision in 1..=3 {
+        if revision > 1 {
+            store
+                .modify(
+                    resource("apps", "deployments"),
+                    Some("shop"),
+                    "short",
+                    |d| {
+                        d["spec"]["template"]["metadata"]["annotations"] =
+                            json!({"rev": revision.to_string()});
+                    },
+                )
+                .unwrap();
+        }
+        eventually(
+            &format!("revision {revision}"),
+            Duration::from_secs(10),
+            || {
+                deployment_complete(&store, "short", 1).filter(|d| {
+                    d["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+                        == revision.to_string()
+                })
+            },
+        )
+        .await;
+    }
+    let sets = eventually("two ReplicaSets left", Duration::from_secs(5), || {
+        let sets = store.list(resource("apps", "replicasets"), Some("shop"));
+        (sets.len() == 2).then_some(sets)
+    })
+    .await;
+    let mut revisions: Vec<&str> = sets
+        .iter()
+        .map(|rs| {
+            rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    revisions.sort();
+    assert_eq!(revisions, ["2", "3"]);
+    sim.shutdown().await;
+}

@@ -329,21 +329,23 @@ fn create_replica_set(
 
 /// Deletes the oldest empty old ReplicaSets beyond `revisionHistoryLimit`.
 fn prune_history(ctl: &mut Controllers, old: &mut Vec<Rs>, limit: usize) {
-    let mut empty: Vec<usize> = (0..old.len())
-        .filter(|&i| old[i].target == 0 && old[i].pods == 0)
-        .collect();
-    if empty.len() <= limit {
+    let empty = old
+        .iter()
+        .filter(|rs| rs.target == 0 && rs.pods == 0)
+        .count();
+    if empty <= limit {
         return;
     }
-    empty.sort_by_key(|&i| old[i].revision);
-    let doomed: Vec<usize> = empty[..empty.len() - limit].to_vec();
-    for &i in doomed.iter().rev() {
-        ctl.delete(&old[i].key);
-    }
-    let mut index = 0;
-    old.retain(|_| {
-        index += 1;
-        !doomed.contains(&(index - 1))
+    // The oldest revisions go first.
+    old.sort_by_key(|rs| rs.revision);
+    let mut surplus = empty - limit;
+    old.retain(|rs| {
+        let doomed = surplus > 0 && rs.target == 0 && rs.pods == 0;
+        if doomed {
+            surplus -= 1;
+            ctl.delete(&rs.key);
+        }
+        !doomed
     });
 }
 
