@@ -968,7 +968,9 @@ async fn old_revisions_beyond_the_history_limit_are_deleted() {
             || {
                 deployment_complete(&store, "short", 1).filter(|d| {
                     d["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
-                        == revision.to_string()
+                        .as_str()
+                        .and_then(|r| r.parse::<i32>().ok())
+                        == Some(revision)
                 })
             },
         )

@@ -169,6 +169,16 @@ fn the_cluster_is_mid_upgrade_and_looks_real() {
             .iter()
             .all(|p| p["spec"]["containers"][0]["name"] == "discovery")
     );
+    let ready = |p: &Value| {
+        p["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+    };
+    assert!(
+        istiod.iter().all(|p| ready(p)),
+        "the control plane is healthy"
+    );
 
     let proxies: Vec<&str> = pods.iter().filter_map(|p| proxy_image(p)).collect();
     assert!(proxies.len() > pods.len() / 2, "most pods carry a proxy");
