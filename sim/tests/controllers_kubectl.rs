@@ -246,6 +246,31 @@ async fn rollout_restart_of_a_deployment_brings_the_injector_image() {
         .ok(&["rollout", "history", "deployment/orders", "-n", "shop"])
         .await;
     assert!(history.contains('2'), "{history}");
+    // The story of the rollout, as `kubectl describe` shows it.
+    let events = cluster.json(&["get", "events", "-n", "shop"]).await;
+    let scaled: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["involvedObject"]["name"] == "orders" && e["reason"] == "ScalingReplicaSet")
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert!(
+        scaled
+            .iter()
+            .any(|m| m.starts_with("Scaled up replica set orders-")),
+        "{scaled:?}"
+    );
+    assert!(
+        scaled
+            .iter()
+            .any(|m| m.starts_with("Scaled down replica set orders-7b9d5c6f4d")),
+        "{scaled:?}"
+    );
+    let describe = cluster
+        .ok(&["describe", "deployment/orders", "-n", "shop"])
+        .await;
+    assert!(describe.contains("ScalingReplicaSet"), "{describe}");
     cluster.sim.shutdown().await;
 }
 

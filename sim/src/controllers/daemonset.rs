@@ -71,6 +71,8 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
             );
             pod["spec"]["nodeName"] = json!(node);
             if let Some(created) = ctl.create_pod(pod) {
+                let message = format!("Created pod: {}", meta::name(&created));
+                ctl.record_event(&ds, "SuccessfulCreate", &message, "daemonset-controller");
                 list.push(PodInfo::of(&created));
             }
         }
@@ -97,6 +99,8 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
                 budget -= 1;
             }
             ctl.delete(&pod.key);
+            let message = format!("Deleted pod: {}", pod.name());
+            ctl.record_event(&ds, "SuccessfulDelete", &message, "daemonset-controller");
             if let Some(list) = by_node.get_mut(pod.node.as_deref().unwrap_or_default()) {
                 list.clear();
             }

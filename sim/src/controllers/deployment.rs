@@ -197,6 +197,18 @@ pub fn reconcile_replica_sets(
                     &max,
                 );
             });
+            let was = rs.obj["spec"]["replicas"].as_i64().unwrap_or(0);
+            let direction = if target > was { "up" } else { "down" };
+            let message = format!(
+                "Scaled {direction} replica set {} from {was} to {target}",
+                meta::name(&rs.obj)
+            );
+            let component = if owner["kind"] == "Rollout" {
+                "rollouts-controller"
+            } else {
+                "deployment-controller"
+            };
+            ctl.record_event(owner, "ScalingReplicaSet", &message, component);
         }
     }
     if !strategy.paused {

@@ -63,11 +63,21 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
                 ],
             );
             if let Some(created) = ctl.create_pod(pod) {
+                let message = format!("Created pod: {}", meta::name(&created));
+                ctl.record_event(&job, "SuccessfulCreate", &message, "job-controller");
                 active.push(PodInfo::of(&created));
             }
         }
     }
 
+    if let Some((type_, reason, message)) = finished {
+        let reason = if type_ == "Complete" {
+            "Completed"
+        } else {
+            reason
+        };
+        ctl.record_event(&job, reason, message, "job-controller");
+    }
     let ready = active.iter().filter(|p| p.ready).count() as i64;
     let counts = [
         ("active", active.len() as i64),

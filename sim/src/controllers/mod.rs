@@ -437,6 +437,38 @@ impl Controllers {
         None
     }
 
+    /// Records a core/v1 Event about `obj`, as the real controllers do for what they change, so
+    /// that `kubectl describe` tells the story of a rollout.
+    pub fn record_event(&self, obj: &Value, reason: &str, message: &str, component: &str) {
+        let Some(events) = crate::store::resource_for_plural("", "events") else {
+            return;
+        };
+        let now = meta::now();
+        let namespace = meta::namespace(obj).unwrap_or("default");
+        let event = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": format!("{}.", meta::name(obj)), "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta::name(obj),
+                "namespace": namespace, "uid": meta::uid(obj),
+                "resourceVersion": obj["metadata"]["resourceVersion"],
+            },
+            "reason": reason,
+            "message": message,
+            "type": "Normal",
+            "source": {"component": component},
+            "reportingComponent": component,
+            "reportingInstance": "",
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        });
+        if let Err(err) = self.store.create(events, event) {
+            tracing::debug!(%err, "controller could not record an event");
+        }
+    }
+
     /// Deletes an object, and forgets it at once so that the next reconcile no longer counts it.
     pub fn delete(&mut self, key: &Key) {
         let Some(resource) = key.kind.resource() else {

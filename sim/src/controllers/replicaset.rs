@@ -27,6 +27,8 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
                 &[],
             );
             if let Some(created) = ctl.create_pod(pod) {
+                let message = format!("Created pod: {}", meta::name(&created));
+                ctl.record_event(&owner, "SuccessfulCreate", &message, controller_name(key));
                 pods.push(PodInfo::of(&created));
             }
         }
@@ -35,11 +37,20 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
         let surplus: Vec<PodInfo> = pods.drain(..(-missing) as usize).collect();
         for pod in &surplus {
             ctl.delete(&pod.key);
+            let message = format!("Deleted pod: {}", pod.name());
+            ctl.record_event(&owner, "SuccessfulDelete", &message, controller_name(key));
         }
     }
     write_status(ctl, key, &owner, &pods);
     // More pods to create than one burst: continue shortly.
     (missing > super::CREATE_BURST).then_some(Duration::from_millis(10))
+}
+
+fn controller_name(key: &Key) -> &'static str {
+    match key.kind {
+        Kind::ReplicationController => "replication-controller",
+        _ => "replicaset-controller",
+    }
 }
 
 /// The pods a ReplicaSet or ReplicationController controls and counts: all but those being

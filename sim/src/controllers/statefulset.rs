@@ -100,6 +100,8 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
                     pod["spec"]["subdomain"] = json!(service);
                 }
                 if let Some(pod) = ctl.create_pod(pod) {
+                    let message = format!("create Pod {pod_name} in StatefulSet {name} successful");
+                    ctl.record_event(&sts, "SuccessfulCreate", &message, "statefulset-controller");
                     by_ordinal.insert(ordinal, PodInfo::of(&pod));
                 }
                 created += 1;
@@ -124,6 +126,8 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
                 && !pod.terminating
             {
                 ctl.delete(&pod.key);
+                let message = format!("delete Pod {} in StatefulSet {name} successful", pod.name());
+                ctl.record_event(&sts, "SuccessfulDelete", &message, "statefulset-controller");
             }
             if !parallel {
                 break;
@@ -141,6 +145,8 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
         });
         if let Some(pod) = outdated.and_then(|ordinal| by_ordinal.remove(&ordinal)) {
             ctl.delete(&pod.key);
+            let message = format!("delete Pod {} in StatefulSet {name} successful", pod.name());
+            ctl.record_event(&sts, "SuccessfulDelete", &message, "statefulset-controller");
         }
     }
 
