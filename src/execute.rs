@@ -513,13 +513,38 @@ async fn evict_one_by_one(
             continue; // replaced by an earlier run
         }
         let old_uid = pod.metadata.uid.clone().unwrap_or_default();
+        // What "whole again" means is what the workload had before this eviction: a pod that
+        // was not Ready (crash-looping, say) is not waited for to become Ready in its new form.
+        let was_ready = pod_ready(&pod);
+        let ready_before =
+            match retry("reading the owner", || owner_api.get_opt(&workload.name)).await {
+                Ok(Some(owner)) => ready_count(&workload.kind, &owner).1,
+                Ok(None) => {
+                    return Err(Failure::new(format!(
+                        "{} no longer exists",
+                        describe(workload)
+                    )));
+                }
+                Err(error) => {
+                    return Err(Failure::api(
+                        &format!("reading {}", describe(workload)),
+                        &error,
+                    ));
+                }
+            };
         if pod.metadata.deletion_timestamp.is_none() {
             evict(&pods, workload, &name, deadline).await?;
         }
         if settings.no_wait {
             continue;
         }
-        wait_for_replacement(&pods, &owner_api, workload, &name, &old_uid, deadline)
+        let replaced = Replaced {
+            name: &name,
+            old_uid: &old_uid,
+            was_ready,
+            ready_before,
+        };
+        wait_for_replacement(&pods, &owner_api, workload, &replaced, deadline)
             .await
             .map_err(|e| e.into_failure(workload, settings.rollout_timeout))?;
     }
@@ -594,16 +619,45 @@ async fn evict(
     }
 }
 
-/// Waits until the evicted pod is gone and the workload is whole again: a StatefulSet's pod of
-/// the same name back and Ready; for others, as many Ready pods as the workload wants.
+/// An evicted pod, and the state of its workload before the eviction.
+struct Replaced<'a> {
+    name: &'a str,
+    old_uid: &'a str,
+    was_ready: bool,
+    ready_before: i64,
+}
+
+/// `(wanted, ready)` pods of an evicted pod's owner.
+fn ready_count(kind: &str, owner: &DynamicObject) -> (i64, i64) {
+    let status = &owner.data["status"];
+    if kind == "DaemonSet" {
+        (
+            int(&status["desiredNumberScheduled"]),
+            int(&status["numberReady"]),
+        )
+    } else {
+        (
+            owner.data["spec"]["replicas"].as_i64().unwrap_or(1),
+            int(&status["readyReplicas"]),
+        )
+    }
+}
+
+/// Waits until the evicted pod is gone and the workload is as whole as it was: a StatefulSet's
+/// pod of the same name back (and Ready, if it was); for others, as many Ready pods as before.
 async fn wait_for_replacement(
     pods: &Api<Pod>,
     owner_api: &Api<DynamicObject>,
     workload: &WorkloadPlan,
-    name: &str,
-    old_uid: &str,
+    replaced: &Replaced<'_>,
     deadline: Instant,
 ) -> Result<(), WaitError> {
+    let Replaced {
+        name,
+        old_uid,
+        was_ready,
+        ready_before,
+    } = *replaced;
     if workload.kind == "StatefulSet" {
         return watch_until(
             pods.clone(),
@@ -614,7 +668,10 @@ async fn wait_for_replacement(
                 Some(pod) if pod.metadata.uid.as_deref() == Some(old_uid) => {
                     Check::Wait(format!("pod {name} still terminating"))
                 }
-                Some(pod) if pod.metadata.deletion_timestamp.is_none() && pod_ready(pod) => {
+                Some(pod)
+                    if pod.metadata.deletion_timestamp.is_none()
+                        && (pod_ready(pod) || !was_ready) =>
+                {
                     Check::Done
                 }
                 Some(_) => Check::Wait(format!("pod {name} recreated, not Ready yet")),
@@ -644,22 +701,13 @@ async fn wait_for_replacement(
         |found| match found.values().next() {
             None => Check::Fail(format!("{} no longer exists", describe(workload))),
             Some(owner) => {
-                let status = &owner.data["status"];
-                let (want, ready) = if kind == "DaemonSet" {
-                    (
-                        int(&status["desiredNumberScheduled"]),
-                        int(&status["numberReady"]),
-                    )
-                } else {
-                    (
-                        owner.data["spec"]["replicas"].as_i64().unwrap_or(1),
-                        int(&status["readyReplicas"]),
-                    )
-                };
-                if ready >= want {
+                let (want, ready) = ready_count(&kind, owner);
+                if ready >= want.min(ready_before) {
                     Check::Done
                 } else {
-                    Check::Wait(format!("{ready} of {want} pods Ready"))
+                    Check::Wait(format!(
+                        "{ready} of {want} pods Ready ({ready_before} were before the eviction)"
+                    ))
                 }
             }
         },

@@ -540,3 +540,42 @@ async fn kyma_goes_first_and_concurrency_is_bounded() {
         "at most --concurrency workloads at once, and that many when there is work"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eviction_waits_for_what_the_workload_had_not_more() {
+    // A ReplicationController with a Ready pod and a crash-looping one, both on the old proxy:
+    // after each eviction the run waits for as many Ready pods as there were, not for all.
+    let mut state = example_state();
+    let items = state["items"].as_array_mut().unwrap();
+    let mut crashing = items
+        .iter()
+        .find(|i| i["kind"] == "Pod" && i["metadata"]["name"] == "mailer-8xk2d")
+        .unwrap()
+        .clone();
+    crashing["metadata"]["name"] = json!("mailer-crash");
+    crashing["metadata"]["uid"] = json!("00000000-0000-0000-0000-00000000c4a5");
+    crashing["status"]["conditions"] = json!([{"type": "Ready", "status": "False"}]);
+    crashing["status"]["containerStatuses"][0]["ready"] = json!(false);
+    crashing["status"]["containerStatuses"][0]["state"] =
+        json!({"waiting": {"reason": "CrashLoopBackOff"}});
+    items.push(crashing);
+    edit_item(
+        &mut state,
+        "ReplicationController",
+        "shop",
+        "mailer",
+        |rc| {
+            rc["spec"]["replicas"] = json!(2);
+            rc["status"]["replicas"] = json!(2);
+            rc["status"]["readyReplicas"] = json!(1);
+        },
+    );
+    let cluster = Cluster::start(state, |_| {}).await;
+    let (code, report, stderr) = cluster
+        .run(&["--namespace", "shop", "--rollout-timeout", "20s"])
+        .await;
+    let mailer = workload(&report, "ReplicationController", "shop", "mailer");
+    assert_eq!(mailer["pods"], json!(["mailer-8xk2d", "mailer-crash"]));
+    assert_eq!(mailer["status"], "completed", "{mailer}");
+    assert_eq!(code, Some(0), "{stderr}");
+}
