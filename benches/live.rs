@@ -204,5 +204,11 @@ fn main() {
         "target: wall time within 1.5x of pages × latency: {ratio:.2}x {}",
         verdict(ratio <= 1.5)
     );
+    let added = slow.run.wall.saturating_sub(fast.run.wall);
+    println!(
+        "        what the latency added (wall time − the same plan without latency): {} s = {:.2}x pages × latency",
+        secs(added),
+        added.as_secs_f64() / bound.as_secs_f64()
+    );
     drop(fast.requests);
 }

@@ -38,6 +38,7 @@ struct Row {
     pods: usize,
     bytes: u64,
     parse: Duration,
+    reader: Duration,
     floor: Measured,
     tool: Measured,
     jq: Option<Measured>,
@@ -145,6 +146,19 @@ fn main() {
             m
         });
 
+        let reader_out = scratch.join("reader.txt");
+        let reader_run = measure(&this, &["--read", file_str], Some(&reader_out), scratch);
+        assert!(
+            reader_run.success,
+            "the snapshot reader failed on {pods} pods"
+        );
+        let reader = Duration::from_nanos(
+            std::fs::read_to_string(&reader_out)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(u64::MAX),
+        );
+
         let report = scratch.join("report.json");
         let tool_run = best_of(reps, || {
             measure(
@@ -200,6 +214,7 @@ fn main() {
             pods,
             bytes,
             parse,
+            reader,
             floor: floor_run,
             tool: tool_run,
             jq,
@@ -217,12 +232,13 @@ fn main() {
 
 fn print_row(r: &Row) {
     println!(
-        "{} pods, {:.1} MB: floor parse {} s (process {} s, {:.1} MiB); plan {} s, {:.1} MiB; jq {}",
+        "{} pods, {:.1} MB: floor parse {} s (process {} s, {:.1} MiB); reader {} s; plan {} s, {:.1} MiB; jq {}",
         r.pods,
         r.bytes as f64 / 1e6,
         secs(r.parse),
         secs(r.floor.wall),
         r.floor.rss_mib(),
+        secs(r.reader),
         secs(r.tool.wall),
         r.tool.rss_mib(),
         r.jq.map_or("not run".to_string(), |m| format!(
@@ -233,17 +249,22 @@ fn print_row(r: &Row) {
     );
 }
 
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64()
+}
+
 fn print_table(rows: &[Row]) {
+    println!("Whole processes (wall time, peak RSS):\n");
     println!(
-        "| pods | JSON | floor: parse only | floor: whole process | plan --snapshot | plan ÷ floor (parse / process) | jq baseline | jq ÷ plan | workloads to restart | same set as jq |"
+        "| pods | JSON | floor: read + parse | plan --snapshot | plan ÷ floor | jq baseline | jq ÷ plan | workloads to restart | same set as jq |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for r in rows {
         let jq = r.jq.map_or("–".to_string(), |m| {
             format!("{} s, {:.0} MiB", secs(m.wall), m.rss_mib())
         });
         let jq_ratio = r.jq.map_or("–".to_string(), |m| {
-            format!("{:.1}x", m.wall.as_secs_f64() / r.tool.wall.as_secs_f64())
+            format!("{:.1}x", ratio(m.wall, r.tool.wall))
         });
         let same = match &r.same {
             None => "–".to_string(),
@@ -251,17 +272,30 @@ fn print_table(rows: &[Row]) {
             Some(Err(e)) => format!("NO: {e}"),
         };
         println!(
-            "| {} | {:.0} MB | {} s | {} s, {:.0} MiB | {} s, {:.1} MiB | {:.2}x / {:.2}x | {jq} | {jq_ratio} | {} | {same} |",
+            "| {} | {:.0} MB | {} s, {:.0} MiB | {} s, {:.1} MiB | {:.2}x | {jq} | {jq_ratio} | {} | {same} |",
             r.pods,
             r.bytes as f64 / 1e6,
-            secs(r.parse),
             secs(r.floor.wall),
             r.floor.rss_mib(),
             secs(r.tool.wall),
             r.tool.rss_mib(),
-            r.tool.wall.as_secs_f64() / r.parse.as_secs_f64(),
-            r.tool.wall.as_secs_f64() / r.floor.wall.as_secs_f64(),
+            ratio(r.tool.wall, r.floor.wall),
             r.restarts,
+        );
+    }
+    println!("\nIn process (the file in the page cache; best of 3):\n");
+    println!(
+        "| pods | floor: parse only, bytes in memory | snapshot reader: file to inventory | reader ÷ parse | plan process ÷ parse |"
+    );
+    println!("|---:|---:|---:|---:|---:|");
+    for r in rows {
+        println!(
+            "| {} | {} s | {} s | {:.2}x | {:.2}x |",
+            r.pods,
+            secs(r.parse),
+            secs(r.reader),
+            ratio(r.reader, r.parse),
+            ratio(r.tool.wall, r.parse),
         );
     }
 }
@@ -269,10 +303,17 @@ fn print_table(rows: &[Row]) {
 fn print_targets(rows: &[Row]) {
     println!();
     if let Some(r) = rows.iter().find(|r| r.pods == 20_000) {
-        let ratio = r.tool.wall.as_secs_f64() / r.parse.as_secs_f64();
+        let whole = ratio(r.tool.wall, r.floor.wall);
         println!(
-            "target: 20k pods within 2x the floor (parse only): {ratio:.2}x {}",
-            verdict(ratio <= 2.0)
+            "target: 20k pods within 2x the floor (whole processes, read + parse): {whole:.2}x {}",
+            verdict(whole <= 2.0)
+        );
+        let strict = ratio(r.tool.wall, r.parse);
+        println!(
+            "        against the parse alone (bytes already in memory): {strict:.2}x {}; the reader alone {:.2}x {}",
+            verdict(strict <= 2.0),
+            ratio(r.reader, r.parse),
+            verdict(ratio(r.reader, r.parse) <= 2.0)
         );
         println!(
             "target: 20k pods within 64 MB: {:.1} MiB {}",
@@ -280,7 +321,7 @@ fn print_targets(rows: &[Row]) {
             verdict(r.tool.rss_kib <= 64 * 1024)
         );
         if let Some(jq) = r.jq {
-            let speedup = jq.wall.as_secs_f64() / r.tool.wall.as_secs_f64();
+            let speedup = ratio(jq.wall, r.tool.wall);
             println!(
                 "target: 20k pods at least 15x faster than jq: {speedup:.1}x {}",
                 verdict(speedup >= 15.0)
@@ -290,18 +331,17 @@ fn print_targets(rows: &[Row]) {
     if let (Some(first), Some(last)) = (rows.first(), rows.last())
         && last.pods > first.pods
     {
-        let per_pod = (last.tool.rss_kib as f64 - first.tool.rss_kib as f64) * 1024.0
-            / (last.pods - first.pods) as f64;
-        let per_byte = (last.tool.rss_kib as f64 - first.tool.rss_kib as f64) * 1024.0
-            / (last.bytes as f64 - first.bytes as f64);
+        let added = (last.tool.rss_kib as f64 - first.tool.rss_kib as f64) * 1024.0;
         println!(
-            "memory from {} to {} pods: {:.1} → {:.1} MiB, {per_pod:.0} bytes per added pod \
-             ({:.3} bytes per added byte of JSON)",
+            "memory from {} to {} pods: {:.1} → {:.1} MiB, {:.0} bytes per added pod, {:.0} per added \
+             workload to restart ({:.3} bytes per added byte of JSON)",
             first.pods,
             last.pods,
             first.tool.rss_mib(),
             last.tool.rss_mib(),
-            per_byte
+            added / (last.pods - first.pods) as f64,
+            added / (last.restarts.saturating_sub(first.restarts)).max(1) as f64,
+            added / (last.bytes as f64 - first.bytes as f64),
         );
     }
     for r in rows {
