@@ -91,28 +91,47 @@ pub type OnPage<'a> = &'a (dyn Fn(&str, usize) + Sync);
 /// Reads the cluster's inventory.
 pub async fn read(client: &Client, scope: &Scope, on_page: OnPage<'_>) -> Result<Inventory> {
     let mut builder = InventoryBuilder::with_scope(&scope.namespaces);
+    // The pods are most of the pages; the owners are listed meanwhile, so that the run waits
+    // on the longest list, not on the sum of them.
+    let (owners, pods) = futures::join!(
+        read_owners(client, scope, on_page),
+        read_all_pods(client, scope, &mut builder, on_page)
+    );
+    pods?;
+    for object in owners? {
+        add(&mut builder, object)?;
+    }
+    Ok(builder.finish())
+}
 
-    // Owners and namespaces are few; they are listed first so that Rollouts are listed only
-    // when a ReplicaSet names one.
-    let mut owners: Vec<Object> = Vec::new();
-    collect(client, &NAMESPACES, None, None, &mut owners, on_page).await?;
+/// Namespaces, workloads and the Istio namespace's ConfigMaps, each kind one list, all at once;
+/// then Rollouts, only when a ReplicaSet names one.
+async fn read_owners(client: &Client, scope: &Scope, on_page: OnPage<'_>) -> Result<Vec<Object>> {
+    let mut lists: Vec<(&Listed, Option<&str>, Option<&str>)> = vec![(&NAMESPACES, None, None)];
     for resource in &WORKLOADS {
         for namespace in scope.namespaces() {
-            collect(client, resource, namespace, None, &mut owners, on_page).await?;
+            lists.push((resource, namespace, None));
         }
     }
     if !scope.covers_istio() {
         // istiod's Deployment, for the control plane.
-        collect(
-            client,
+        lists.push((
             &DEPLOYMENTS,
             Some(&scope.istio_namespace),
             Some("app=istiod"),
-            &mut owners,
-            on_page,
-        )
-        .await?;
+        ));
     }
+    lists.push((&CONFIGMAPS, Some(&scope.istio_namespace), None));
+    let listed = futures::future::try_join_all(lists.into_iter().map(
+        |(resource, namespace, selector)| async move {
+            let mut objects = Vec::new();
+            collect(client, resource, namespace, selector, &mut objects, on_page).await?;
+            Ok::<_, crate::Error>(objects)
+        },
+    ))
+    .await?;
+    let mut owners: Vec<Object> = listed.into_iter().flatten().collect();
+
     let names_rollout = owners.iter().any(|o| {
         o.kind == "ReplicaSet"
             && o.metadata
@@ -135,33 +154,29 @@ pub async fn read(client: &Client, scope: &Scope, on_page: OnPage<'_>) -> Result
             }
         }
     }
-    collect(
-        client,
-        &CONFIGMAPS,
-        Some(&scope.istio_namespace),
-        None,
-        &mut owners,
-        on_page,
-    )
-    .await?;
-    for object in owners {
-        add(&mut builder, object)?;
-    }
+    Ok(owners)
+}
 
+async fn read_all_pods(
+    client: &Client,
+    scope: &Scope,
+    builder: &mut InventoryBuilder,
+    on_page: OnPage<'_>,
+) -> Result<()> {
     for namespace in scope.namespaces() {
-        read_pods(client, &mut builder, namespace, None, on_page).await?;
+        read_pods(client, builder, namespace, None, on_page).await?;
     }
     if !scope.covers_istio() {
         read_pods(
             client,
-            &mut builder,
+            builder,
             Some(&scope.istio_namespace),
             Some("app=istiod"),
             on_page,
         )
         .await?;
     }
-    Ok(builder.finish())
+    Ok(())
 }
 
 fn add(builder: &mut InventoryBuilder, object: Object) -> Result<()> {
