@@ -215,7 +215,9 @@ fn parse_item(bytes: &[u8]) -> std::result::Result<Object, String> {
         Err(_) => {
             // Parse again, slowly, only to name the field that failed.
             let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-            let error = match serde_path_to_error::deserialize::<_, Object>(&mut deserializer) {
+            let error = match super::model::with_named_keys(|| {
+                serde_path_to_error::deserialize::<_, Object>(&mut deserializer)
+            }) {
                 Ok(object) => return Ok(object),
                 Err(error) => error,
             };
