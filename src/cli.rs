@@ -265,6 +265,9 @@ fn plan_command(args: PlanArgs, live_inventory: Option<Inventory>) -> Result<i32
         (None, None) => unreachable!("a live plan lists the cluster first"),
     };
     let (control_plane, gate, plan) = decide(&inventory, options)?;
+    // Each stage's data is let go once the next one holds what it needs: the peak is one of
+    // them, not their sum.
+    drop(inventory);
     if !gate.passed {
         tracing::warn!(
             problems = ?gate.problems,
@@ -272,6 +275,7 @@ fn plan_command(args: PlanArgs, live_inventory: Option<Inventory>) -> Result<i32
         );
     }
     let mut report = Report::from_plan(Mode::Plan, started, &plan, &control_plane, &gate);
+    drop(plan);
     report.finished_at = Utc::now();
     emit(&report, options)?;
     tracing::info!(
@@ -434,13 +438,35 @@ fn report_command(args: ReportArgs) -> Result<i32> {
 /// Sends the report where the options say: stdout and the report file.
 fn emit(report: &Report, options: &Options) -> Result<()> {
     if let Some(path) = &options.report_file {
-        let json = report.render(Format::Json)?;
-        std::fs::write(path, json).map_err(|source| Error::Io {
+        let io = |source| Error::Io {
             path: path.display().to_string(),
             source,
-        })?;
+        };
+        let mut file = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
+        serde_json::to_writer_pretty(&mut file, report)?;
+        file.write_all(b"\n")
+            .and_then(|_| file.flush())
+            .map_err(io)?;
     }
-    write_stdout(&report.render(options.stdout_format())?)
+    match options.stdout_format() {
+        // Large reports go out as they are serialised, never as one string in memory.
+        Format::Json => {
+            let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            let written = serde_json::to_writer_pretty(&mut stdout, report)
+                .map_err(std::io::Error::from)
+                .and_then(|_| stdout.write_all(b"\n"))
+                .and_then(|_| stdout.flush());
+            match written {
+                // A closed pipe (`| head`) is the reader's choice, not a failure.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => other.map_err(|source| Error::Io {
+                    path: "stdout".into(),
+                    source,
+                }),
+            }
+        }
+        format => write_stdout(&report.render(format)?),
+    }
 }
 
 fn write_stdout(text: &str) -> Result<()> {
