@@ -411,13 +411,40 @@ fn pod_revision(metadata: &Metadata) -> Option<String> {
         .labels
         .get(REVISION_LABEL)
         .map(str::to_string)
-        .or_else(|| sidecar_status(metadata).and_then(|s| s.revision))
+        .or_else(|| {
+            metadata
+                .annotations
+                .get(SIDECAR_STATUS)
+                .and_then(status_revision)
+        })
         .filter(|r| !r.is_empty())
+}
+
+/// The `revision` of a sidecar status annotation. Istio writes it compactly, so a look for
+/// `"revision":"…"` finds it without parsing the JSON (the common case, once per pod); anything
+/// else is parsed properly.
+fn status_revision(text: &str) -> Option<String> {
+    const KEY: &str = "\"revision\":\"";
+    if let Some(start) = text.find(KEY) {
+        let rest = &text[start + KEY.len()..];
+        if let Some(end) = rest.find('"')
+            && !rest[..end].contains('\\')
+        {
+            return Some(rest[..end].to_string());
+        }
+    }
+    serde_json::from_str::<SidecarStatus>(text)
+        .ok()
+        .and_then(|s| s.revision)
 }
 
 /// DESIGN §2.1: a container or native-sidecar init container named `istio-proxy`, or named by
 /// the sidecar status annotation (never `istio-init` / `istio-validation`).
 fn find_proxy<'a>(metadata: &Metadata, spec: &'a model::PodSpec) -> Option<&'a Container> {
+    // Nearly every proxy is a container named `istio-proxy`: found without parsing the status.
+    if let Some(proxy) = spec.containers.iter().find(|c| c.name == PROXY_CONTAINER) {
+        return Some(proxy);
+    }
     let status = sidecar_status(metadata);
     let named = |list: Option<&Vec<String>>, c: &Container| {
         list.is_some_and(|names| names.contains(&c.name))
@@ -616,6 +643,26 @@ mod tests {
             inventory.proxy_pods[2].proxy_image.as_deref(),
             Some("istio/proxyv2:1.24.1")
         );
+    }
+
+    #[test]
+    fn reads_the_revision_from_the_status_annotation_however_it_is_written() {
+        let cases = [
+            (
+                r#"{"initContainers":["istio-init"],"revision":"1-24"}"#,
+                Some("1-24"),
+            ),
+            (
+                r#"{"revision": "1-24", "containers": ["istio-proxy"]}"#,
+                Some("1-24"),
+            ),
+            (r#"{"revision":"a\u002db"}"#, Some("a-b")),
+            (r#"{"containers":["istio-proxy"]}"#, None),
+            ("not json", None),
+        ];
+        for (text, revision) in cases {
+            assert_eq!(status_revision(text).as_deref(), revision, "{text}");
+        }
     }
 
     #[test]
