@@ -766,13 +766,22 @@ async fn verify(
     workload: &WorkloadPlan,
     control_plane: &ControlPlane,
 ) -> Result<(), Failure> {
+    // Only the pods the workload selects are listed: in a namespace of thousands of pods, a
+    // workload's check stays one small list. Ownership is checked on each pod all the same.
+    let selector = match workload_api(client, workload)?
+        .get_opt(&workload.name)
+        .await
+    {
+        Ok(Some(object)) => match_labels(&object.data["spec"]["selector"]),
+        _ => None,
+    };
     let builder = std::cell::RefCell::new(InventoryBuilder::new());
     list_pages(
         client,
         &PODS.path(Some(&workload.namespace)),
         PODS.kind,
         PODS.api_version,
-        None,
+        selector.as_deref(),
         |items| {
             let mut builder = builder.borrow_mut();
             for object in items.into_iter().filter(|o| owned_by(o, workload)) {
@@ -803,6 +812,20 @@ async fn verify(
             stale.join(", ")
         )))
     }
+}
+
+/// A label selector for `spec.selector`'s `matchLabels` (a ReplicationController's selector is
+/// the map itself); `None` when it has none, and then every pod is listed.
+pub fn match_labels(selector: &Value) -> Option<String> {
+    let labels = selector
+        .get("matchLabels")
+        .unwrap_or(selector)
+        .as_object()?;
+    let terms: Vec<String> = labels
+        .iter()
+        .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(","))
 }
 
 /// Whether a pod belongs to the workload: its controller is the workload, or (Deployments,
@@ -902,6 +925,20 @@ mod tests {
             rollout_state("Rollout", &rollout("2026-11-25T10:00:00Z")),
             Check::Wait(_)
         ));
+    }
+
+    #[test]
+    fn selectors_from_match_labels() {
+        assert_eq!(
+            match_labels(&json!({"matchLabels": {"app": "orders", "tier": "web"}})).as_deref(),
+            Some("app=orders,tier=web")
+        );
+        assert_eq!(
+            match_labels(&json!({"app": "mailer"})).as_deref(),
+            Some("app=mailer")
+        );
+        assert_eq!(match_labels(&json!({"matchExpressions": []})), None);
+        assert_eq!(match_labels(&Value::Null), None);
     }
 
     #[test]
