@@ -2,8 +2,9 @@
 //! restarts their workloads in a safe order, and reports what it did and what is left to do.
 //!
 //! The modules follow the data (see `ARCHITECTURE.md`):
-//! [`inventory`] → [`controlplane`] → [`classify`] → [`plan`] → `execute` → [`report`].
-//! `classify` and `plan` are pure functions of the inventory.
+//! [`inventory`] → [`controlplane`] → [`classify`] → [`plan`] → [`execute`] → [`report`]
+//! (and [`sinks`] for where the report goes). `classify` and `plan` are pure functions of the
+//! inventory; only `inventory::live`, `execute` and `sinks` talk to the API, through [`cluster`].
 
 pub mod classify;
 pub mod cli;
