@@ -45,7 +45,7 @@ thread_local! {
 }
 
 /// Runs `parse` with map keys read as text, which `serde_path_to_error` needs to name the field
-/// that broke. Otherwise keys are read as bytes (see [`Key`]).
+/// that broke. Otherwise keys are read as bytes (see `Key`).
 pub fn with_named_keys<T>(parse: impl FnOnce() -> T) -> T {
     struct Reset;
     impl Drop for Reset {

@@ -1,7 +1,7 @@
 //! Reads a snapshot (`kind: List`, as `kubectl get -o json` prints it) without holding it.
 //!
 //! The file is read in large chunks. Each element of `items` is parsed straight from the chunk
-//! into the slim [`Object`](super::model::Object), in one pass over its bytes, and folded into
+//! into the slim [`Object`], in one pass over its bytes, and folded into
 //! the inventory at once; an element the end of a chunk cuts is parsed again once the next
 //! chunk is in. Only a broken element is scanned for its end (only quotes, backslashes and
 //! braces matter, found with `memchr`), so that its error can name it and the field that broke.
