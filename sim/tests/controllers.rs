@@ -1,6 +1,8 @@
 //! The controllers of a started simulation, observed through its store: workloads roll out,
 //! restart, stall and clean up as on a real cluster, and a loaded state stays as it is.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use kube_sim::store::{ResourceType, Store, resource_for_plural};
@@ -33,21 +35,8 @@ async fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() ->
     }
 }
 
-fn state(mut items: Vec<Value>) -> Value {
-    items.insert(
-        0,
-        json!({"apiVersion": "v1", "kind": "Namespace",
-               "metadata": {"name": "shop", "labels": {"istio-injection": "enabled"}}}),
-    );
-    items.insert(
-        1,
-        json!({"apiVersion": "v1", "kind": "ConfigMap",
-               "metadata": {"name": "istio-sidecar-injector", "namespace": "istio-system"},
-               "data": {"values": json!({"global": {
-                   "hub": "europe-docker.pkg.dev/kyma-project/prod/external/istio",
-                   "tag": "1.24.1", "variant": "distroless", "proxy": {"image": "proxyv2"}}}).to_string()}}),
-    );
-    json!({"apiVersion": "v1", "kind": "List", "items": items})
+fn state(items: Vec<Value>) -> Value {
+    common::injected_shop_state(items)
 }
 
 fn template(app: &str) -> Value {

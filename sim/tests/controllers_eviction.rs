@@ -3,6 +3,8 @@
 //! back with the injector's proxy, and the budget holds the next eviction until the replacement is
 //! Ready.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
@@ -17,18 +19,8 @@ const STALE: &str =
     "europe-docker.pkg.dev/kyma-project/prod/external/istio/proxyv2:1.23.2-distroless";
 
 async fn start(items: Vec<Value>) -> (Sim, kube::Client) {
-    let mut all = vec![
-        json!({"apiVersion": "v1", "kind": "Namespace",
-               "metadata": {"name": "shop", "labels": {"istio-injection": "enabled"}}}),
-        json!({"apiVersion": "v1", "kind": "ConfigMap",
-               "metadata": {"name": "istio-sidecar-injector", "namespace": "istio-system"},
-               "data": {"values": json!({"global": {
-                   "hub": "europe-docker.pkg.dev/kyma-project/prod/external/istio",
-                   "tag": "1.24.1", "variant": "distroless", "proxy": {"image": "proxyv2"}}}).to_string()}}),
-    ];
-    all.extend(items);
     let sim = kube_sim::start(SimConfig {
-        state: json!({"apiVersion": "v1", "kind": "List", "items": all}),
+        state: common::injected_shop_state(items),
         pod_start: Duration::from_millis(300),
         ..Default::default()
     })

@@ -3,6 +3,8 @@
 //! nothing, a crash-looping rollout exceeds its progress deadline, an Argo Rollout restarts
 //! through `spec.restartAt`, and a loaded state is left as it is.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -23,18 +25,8 @@ struct Cluster {
 
 impl Cluster {
     async fn start(items: Vec<Value>) -> Cluster {
-        let mut all = vec![
-            json!({"apiVersion": "v1", "kind": "Namespace",
-                   "metadata": {"name": "shop", "labels": {"istio-injection": "enabled"}}}),
-            json!({"apiVersion": "v1", "kind": "ConfigMap",
-                   "metadata": {"name": "istio-sidecar-injector", "namespace": "istio-system"},
-                   "data": {"values": json!({"global": {
-                       "hub": "europe-docker.pkg.dev/kyma-project/prod/external/istio",
-                       "tag": "1.24.1", "variant": "distroless", "proxy": {"image": "proxyv2"}}}).to_string()}}),
-        ];
-        all.extend(items);
         let sim = kube_sim::start(SimConfig {
-            state: json!({"apiVersion": "v1", "kind": "List", "items": all}),
+            state: common::injected_shop_state(items),
             pod_start: Duration::from_millis(150),
             ..Default::default()
         })

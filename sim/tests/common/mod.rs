@@ -213,3 +213,19 @@ pub fn ok(output: Output) -> String {
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// A `kind: List` with the namespace `shop` (injection enabled), the default injector ConfigMap
+/// (proxy 1.24.1, distroless) and `items`: the base of the controller tests.
+pub fn injected_shop_state(items: Vec<Value>) -> Value {
+    let mut all = vec![
+        json!({"apiVersion": "v1", "kind": "Namespace",
+               "metadata": {"name": "shop", "labels": {"istio-injection": "enabled"}}}),
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "istio-sidecar-injector", "namespace": "istio-system"},
+               "data": {"values": json!({"global": {
+                   "hub": "europe-docker.pkg.dev/kyma-project/prod/external/istio",
+                   "tag": "1.24.1", "variant": "distroless", "proxy": {"image": "proxyv2"}}}).to_string()}}),
+    ];
+    all.extend(items);
+    list(all)
+}
