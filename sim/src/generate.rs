@@ -781,6 +781,37 @@ impl<'a> Generator<'a> {
         self.put(deployment)
     }
 
+    /// Emits `replicas` pods named `<name>-<suffix>` of `template`, owned by `owner`, each in a
+    /// random state; returns how many are Ready.
+    fn replica_pods(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        template: &Value,
+        owner: &Value,
+        sidecar: &Option<Proxy>,
+        replicas: usize,
+    ) -> io::Result<i64> {
+        let mut ready = 0;
+        for _ in 0..replicas {
+            let state = self.pod_state();
+            if state == PodState::Ready {
+                ready += 1;
+            }
+            let pod_name = format!("{name}-{}", self.rng.suffix(5));
+            self.pod(
+                namespace,
+                &pod_name,
+                template,
+                Some(owner.clone()),
+                sidecar,
+                None,
+                state,
+            )?;
+        }
+        Ok(ready)
+    }
+
     /// Emits a ReplicaSet of `template` and its pods; returns the (ready, available) counts.
     #[allow(clippy::too_many_arguments)]
     fn replica_set(
@@ -802,23 +833,8 @@ impl<'a> Generator<'a> {
         let mut selector = json!({"matchLabels": {"app": template["metadata"]["labels"]["app"]}});
         selector["matchLabels"][hash_label] = json!(hash);
         let rs_owner = Self::owner_ref("apps/v1", "ReplicaSet", &name, &uid);
-        let mut ready = 0;
-        for _ in 0..replicas {
-            let state = self.pod_state();
-            if state == PodState::Ready {
-                ready += 1;
-            }
-            let pod_name = format!("{name}-{}", self.rng.suffix(5));
-            self.pod(
-                namespace,
-                &pod_name,
-                &rs_template,
-                Some(rs_owner.clone()),
-                sidecar,
-                None,
-                state,
-            )?;
-        }
+        let ready =
+            self.replica_pods(namespace, &name, &rs_template, &rs_owner, sidecar, replicas)?;
         let mut status = json!({"replicas": replicas, "fullyLabeledReplicas": replicas, "readyReplicas": ready,
                                 "availableReplicas": ready, "observedGeneration": 1});
         prune_zero_counts(&mut status);
@@ -1057,23 +1073,7 @@ impl<'a> Generator<'a> {
     ) -> io::Result<()> {
         let uid = self.rng.uid();
         let owner = Self::owner_ref("v1", "ReplicationController", name, &uid);
-        let mut ready = 0;
-        for _ in 0..replicas {
-            let state = self.pod_state();
-            if state == PodState::Ready {
-                ready += 1;
-            }
-            let pod_name = format!("{name}-{}", self.rng.suffix(5));
-            self.pod(
-                namespace,
-                &pod_name,
-                &template,
-                Some(owner.clone()),
-                &sidecar,
-                None,
-                state,
-            )?;
-        }
+        let ready = self.replica_pods(namespace, name, &template, &owner, &sidecar, replicas)?;
         let mut status = json!({"replicas": replicas, "fullyLabeledReplicas": replicas, "readyReplicas": ready,
                                 "availableReplicas": ready, "observedGeneration": 1});
         prune_zero_counts(&mut status);
