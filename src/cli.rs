@@ -350,16 +350,25 @@ async fn run_command(options: Options) -> Result<i32> {
     }
     report.finished_at = Utc::now();
 
-    // Whatever happened, the report goes everywhere it can.
-    sinks::record_events(&client, &report, &plan.workloads).await;
+    // Whatever happened, the report goes everywhere it can: the local sinks first, so that a Job
+    // stopped at its deadline still leaves its report in the log; Events last, and bounded.
+    if let Err(error) = emit(&report, &options) {
+        tracing::error!("{error}");
+        code = code.max(exit::ERROR);
+    }
     if let Some(target) = &options.report_configmap
         && let Err(error) = sinks::write_configmap(&client, target, &report).await
     {
         tracing::error!("{error}");
         code = code.max(exit::ERROR);
     }
-    emit(&report, &options)?;
     sinks::write_termination_log(&report, code);
+    let events = sinks::record_events(&client, &report, &plan.workloads);
+    if tokio::time::timeout(EVENTS_BUDGET, events).await.is_err() {
+        tracing::warn!(
+            "not every Event was recorded within {EVENTS_BUDGET:?}; the report has it all"
+        );
+    }
     tracing::info!(
         restarted = report.summary.restarted,
         failed = report.summary.failed,
@@ -369,6 +378,10 @@ async fn run_command(options: Options) -> Result<i32> {
     );
     Ok(code)
 }
+
+/// How long recording Events may take at the end of a run: they are a courtesy, and an API
+/// server that does not answer must not hold a finished Job.
+const EVENTS_BUDGET: Duration = Duration::from_secs(30);
 
 /// Copies each workload's outcome into the report; an interrupted run says what it left.
 fn apply_board(report: &mut Report, board: &Board, interrupted: bool) {
@@ -437,6 +450,8 @@ fn report_command(args: ReportArgs) -> Result<i32> {
 
 /// Sends the report where the options say: stdout and the report file.
 fn emit(report: &Report, options: &Options) -> Result<()> {
+    // stdout first: a report file that cannot be written must not cost the log its report.
+    let printed = print(report, options.stdout_format());
     if let Some(path) = &options.report_file {
         let io = |source| Error::Io {
             path: path.display().to_string(),
@@ -448,7 +463,11 @@ fn emit(report: &Report, options: &Options) -> Result<()> {
             .and_then(|_| file.flush())
             .map_err(io)?;
     }
-    match options.stdout_format() {
+    printed
+}
+
+fn print(report: &Report, format: Format) -> Result<()> {
+    match format {
         // Large reports go out as they are serialised, never as one string in memory.
         Format::Json => {
             let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());

@@ -535,9 +535,8 @@ async fn evict_one_by_one(
         if pod.metadata.deletion_timestamp.is_none() {
             evict(&pods, workload, &name, deadline).await?;
         }
-        if settings.no_wait {
-            continue;
-        }
+        // Even with --no-wait, each replacement comes back before the next eviction: evicting
+        // every pod at once could take a StatefulSet's quorum. Only the final check is skipped.
         let replaced = Replaced {
             name: &name,
             old_uid: &old_uid,
@@ -797,7 +796,9 @@ async fn verify(
     let stale: Vec<String> = inventory
         .proxy_pods
         .iter()
-        .filter(|p| !p.terminating && p.phase != PodPhase::Succeeded)
+        // Terminating, completed and failed (evicted, shut down) pods are leftovers the
+        // controller never replaces; only live pods must carry the new proxy.
+        .filter(|p| !p.terminating && !matches!(p.phase, PodPhase::Succeeded | PodPhase::Failed))
         .filter_map(|p| stale_reason(p, control_plane).map(|why| format!("{} ({why})", p.name)))
         .collect();
     if stale.is_empty() {
@@ -840,7 +841,9 @@ fn owned_by(object: &crate::inventory::model::Object, workload: &WorkloadPlan) -
                 && controller
                     .name
                     .strip_prefix(&workload.name)
-                    .is_some_and(|rest| rest.starts_with('-'))
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    // `<name>-<hash>`: `orders` does not claim `orders-api-6d4f9c7b8`'s pods.
+                    .is_some_and(|hash| !hash.is_empty() && !hash.contains('-'))
         }
         kind => controller.kind == kind && controller.name == workload.name,
     }
@@ -924,6 +927,42 @@ mod tests {
         assert!(matches!(
             rollout_state("Rollout", &rollout("2026-11-25T10:00:00Z")),
             Check::Wait(_)
+        ));
+    }
+
+    #[test]
+    fn a_deployment_owns_only_its_own_replica_sets_pods() {
+        let workload = |kind: &str, name: &str| WorkloadPlan {
+            api_version: "apps/v1".into(),
+            kind: kind.into(),
+            namespace: "shop".into(),
+            name: name.into(),
+            phase: Phase::Customer,
+            action: Action::RolloutRestart,
+            order: Some(1),
+            pods: vec![],
+            from_versions: vec![],
+            target: "1.24.1".into(),
+            update_strategy: None,
+            reason: None,
+            runbook: None,
+        };
+        let pod = |owner_kind: &str, owner: &str| -> crate::inventory::model::Object {
+            serde_json::from_value(json!({"kind": "Pod", "metadata": {"name": "p", "namespace": "shop",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": owner_kind, "name": owner, "controller": true}]}}))
+            .unwrap()
+        };
+        let orders = workload("Deployment", "orders");
+        assert!(owned_by(&pod("ReplicaSet", "orders-6d4f9c7b8"), &orders));
+        assert!(!owned_by(
+            &pod("ReplicaSet", "orders-api-6d4f9c7b8"),
+            &orders
+        ));
+        assert!(!owned_by(&pod("ReplicaSet", "orders"), &orders));
+        assert!(!owned_by(&pod("StatefulSet", "orders"), &orders));
+        assert!(owned_by(
+            &pod("StatefulSet", "db"),
+            &workload("StatefulSet", "db")
         ));
     }
 
