@@ -22,6 +22,8 @@ use crate::{Error, Result};
 /// ConfigMaps hold at most 1 MiB; keep a margin for keys and metadata.
 pub const CONFIGMAP_BUDGET: usize = 1_000_000;
 pub const REPORT_KEY: &str = "report.json";
+/// Pod names kept per workload when even an empty pod list does not make the report fit.
+const WORKLOAD_PODS_KEPT: usize = 10;
 pub const MARKDOWN_KEY: &str = "report.md";
 const TERMINATION_LOG: &str = "/dev/termination-log";
 const COMPONENT: &str = "istio-proxy-reset";
@@ -54,7 +56,24 @@ pub fn configmap_data(report: &Report) -> Result<BTreeMap<String, String>> {
             ]));
         }
         if fitted.pods.is_empty() {
-            // Only the markdown is dropped before giving up on the workloads.
+            // Then the workloads' own pod lists: the counts stay in the summary, and every
+            // workload, its status and its reason stay listed.
+            let longest = fitted
+                .workloads
+                .iter()
+                .map(|w| w.pods.len())
+                .max()
+                .unwrap_or(0);
+            if longest > WORKLOAD_PODS_KEPT {
+                for workload in &mut fitted.workloads {
+                    workload.pods.truncate(WORKLOAD_PODS_KEPT);
+                }
+                fitted.notes.push(format!(
+                    "each workload's pod list is trimmed to {WORKLOAD_PODS_KEPT} names to fit the ConfigMap"
+                ));
+                continue;
+            }
+            // Last, the markdown.
             let json = serde_json::to_string(&fitted)?;
             return Ok(BTreeMap::from([(REPORT_KEY.to_string(), json)]));
         }
@@ -75,9 +94,14 @@ pub async fn write_configmap(client: &Client, target: &str, report: &Report) -> 
     let data = configmap_data(report)?;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
     let action = format!("writing the report to ConfigMap {namespace}/{name}");
+    // A key this report does not have is removed, so a reader never sees an older run's one.
+    let mut patched_data = serde_json::Map::new();
+    for key in [REPORT_KEY, MARKDOWN_KEY] {
+        patched_data.insert(key.to_string(), json!(data.get(key)));
+    }
     let body = json!({
         "metadata": {"labels": {"app.kubernetes.io/name": COMPONENT}},
-        "data": data,
+        "data": patched_data,
     });
     let (params, patch) = (PatchParams::default(), Patch::Merge(&body));
     let patched = retry(&action, || api.patch(&name, &params, &patch)).await;
@@ -429,6 +453,26 @@ mod tests {
         );
         assert!(trimmed.notes.iter().any(|n| n.contains("of 8000 pods")));
         assert!(data[MARKDOWN_KEY].contains("trimmed"));
+
+        // Even without any pod entry, workloads naming thousands of pods are trimmed to fit.
+        let mut crowded = report.clone();
+        crowded.pods.clear();
+        crowded.workloads = serde_json::from_value(serde_json::json!([{
+            "kind": "Deployment", "namespace": "shop", "name": "orders", "phase": "customer",
+            "action": "rollout-restart", "order": 1, "status": "completed",
+            "pods": (0..60000).map(|i| format!("orders-7b9d5c6f4d-{i:06}")).collect::<Vec<_>>(),
+            "fromVersions": ["1.23.2"]}]))
+        .unwrap();
+        let data = configmap_data(&crowded).unwrap();
+        assert!(data.values().map(String::len).sum::<usize>() <= CONFIGMAP_BUDGET);
+        let fitted: Report = serde_json::from_str(&data[REPORT_KEY]).unwrap();
+        assert_eq!(fitted.workloads[0].pods.len(), WORKLOAD_PODS_KEPT);
+        assert!(
+            fitted
+                .notes
+                .iter()
+                .any(|n| n.contains("each workload's pod list"))
+        );
 
         let small = Report {
             pods: report.pods[..10].to_vec(),
