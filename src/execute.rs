@@ -775,6 +775,8 @@ async fn verify(
         _ => None,
     };
     let builder = std::cell::RefCell::new(InventoryBuilder::new());
+    // Live pods, proxy or not: one that came back without a proxy was not injected.
+    let live = std::cell::RefCell::new(Vec::new());
     list_pages(
         client,
         &PODS.path(Some(&workload.namespace)),
@@ -784,15 +786,36 @@ async fn verify(
         |items| {
             let mut builder = builder.borrow_mut();
             for object in items.into_iter().filter(|o| owned_by(o, workload)) {
+                if is_live(&object) {
+                    live.borrow_mut()
+                        .push(object.metadata.name.clone().unwrap_or_default());
+                }
                 builder.add(object, "pod")?;
             }
             Ok(())
         },
-        || *builder.borrow_mut() = InventoryBuilder::new(),
+        || {
+            *builder.borrow_mut() = InventoryBuilder::new();
+            live.borrow_mut().clear();
+        },
     )
     .await
     .map_err(|e| Failure::new(format!("checking the pods of {}: {e}", describe(workload))))?;
     let inventory = builder.into_inner().finish();
+    let without_proxy: Vec<String> = live
+        .into_inner()
+        .into_iter()
+        .filter(|name| !inventory.proxy_pods.iter().any(|p| p.name == *name))
+        .collect();
+    if !without_proxy.is_empty() {
+        return Err(Failure::new(format!(
+            "the rollout finished but {} pod{} came back without an Istio proxy: {}; injection did \
+             not run (is the namespace still labelled for injection, is the injector's webhook up?)",
+            without_proxy.len(),
+            if without_proxy.len() == 1 { "" } else { "s" },
+            without_proxy.join(", ")
+        )));
+    }
     let stale: Vec<String> = inventory
         .proxy_pods
         .iter()
@@ -813,6 +836,16 @@ async fn verify(
             stale.join(", ")
         )))
     }
+}
+
+/// A pod that is neither leaving nor done: terminating, completed and failed (evicted, shut
+/// down) pods are leftovers a controller never replaces.
+fn is_live(object: &crate::inventory::model::Object) -> bool {
+    let phase = match &object.body {
+        crate::inventory::model::Body::Pod { status, .. } => status.phase.as_deref(),
+        _ => None,
+    };
+    object.metadata.deletion_timestamp.is_none() && !matches!(phase, Some("Succeeded" | "Failed"))
 }
 
 /// A label selector for `spec.selector`'s `matchLabels` (a ReplicationController's selector is

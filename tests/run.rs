@@ -579,3 +579,28 @@ async fn an_eviction_waits_for_what_the_workload_had_not_more() {
     assert_eq!(mailer["status"], "completed", "{mailer}");
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_that_come_back_without_a_proxy_fail_the_workload() {
+    // Someone removed the namespace's injection label: restarted pods get no sidecar.
+    let mut state = example_state();
+    let namespace = state["items"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|i| i["kind"] == "Namespace" && i["metadata"]["name"] == "payments")
+        .unwrap();
+    namespace["metadata"]["labels"] = json!({});
+    let cluster = Cluster::start(state, |_| {}).await;
+    let (code, report, stderr) = cluster.run(&["--namespace", "payments"]).await;
+    assert_eq!(code, Some(3), "{stderr}");
+    let billing = workload(&report, "Deployment", "payments", "billing");
+    assert_eq!(billing["status"], "failed");
+    assert!(
+        billing["reason"]
+            .as_str()
+            .unwrap()
+            .contains("without an Istio proxy"),
+        "{billing}"
+    );
+}
