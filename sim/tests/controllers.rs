@@ -115,19 +115,7 @@ fn proxy_image(pod: &Value) -> Option<&str> {
         .as_str()
 }
 
-fn uids(pods: &[Value]) -> Vec<String> {
-    let mut uids: Vec<String> = pods
-        .iter()
-        .map(|p| {
-            p["metadata"]["uid"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        })
-        .collect();
-    uids.sort();
-    uids
-}
+use common::uids;
 
 fn deployment_complete(store: &Store, name: &str, replicas: i64) -> Option<Value> {
     let d = get(store, "apps", "deployments", name);

@@ -106,19 +106,7 @@ impl Cluster {
     }
 }
 
-fn uids(pods: &[Value]) -> Vec<String> {
-    let mut uids: Vec<String> = pods
-        .iter()
-        .map(|p| {
-            p["metadata"]["uid"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        })
-        .collect();
-    uids.sort();
-    uids
-}
+use common::uids;
 
 fn proxy_images(pods: &[Value]) -> Vec<String> {
     pods.iter()

@@ -229,3 +229,18 @@ pub fn injected_shop_state(items: Vec<Value>) -> Value {
     all.extend(items);
     list(all)
 }
+
+/// The pods' uids, sorted: equal before and after means no pod was replaced.
+pub fn uids(pods: &[Value]) -> Vec<String> {
+    let mut uids: Vec<String> = pods
+        .iter()
+        .map(|p| {
+            p["metadata"]["uid"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    uids.sort();
+    uids
+}
