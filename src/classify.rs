@@ -136,7 +136,6 @@ mod tests {
         ProxyPod {
             namespace: Arc::from("shop"),
             name: "orders-1".into(),
-            uid: None,
             phase,
             phase_reason: None,
             ready,

@@ -83,8 +83,8 @@ impl ControlPlane {
             .workloads
             .values()
             .filter(|w| {
-                w.kind == "Deployment"
-                    && w.namespace == ns
+                &*w.kind == "Deployment"
+                    && &*w.namespace == ns
                     && (w.app.as_deref() == Some("istiod") || w.discovery_image.is_some())
             })
             .collect();
@@ -452,15 +452,19 @@ mod tests {
             ..Inventory::default()
         };
         inventory.workloads.insert(
-            ("Deployment".into(), "istio-system".into(), "istiod".into()),
-            WorkloadRecord {
+            crate::inventory::ObjectKey {
+                kind: "Deployment".into(),
+                namespace: "istio-system".into(),
+                name: "istiod".into(),
+            },
+            Box::new(WorkloadRecord {
                 kind: "Deployment".into(),
                 namespace: "istio-system".into(),
                 name: "istiod".into(),
                 app: Some("istiod".into()),
                 discovery_image: Some("docker.io/istio/pilot:1.24.1".into()),
                 ..WorkloadRecord::default()
-            },
+            }),
         );
         inventory
     }

@@ -555,10 +555,10 @@ async fn evict_one_by_one(
 }
 
 /// A StatefulSet's pods from the highest ordinal down, as its own controller would; others by name.
-pub fn eviction_order(kind: &str, pods: &[String]) -> Vec<String> {
+pub fn eviction_order(kind: &str, pods: &[Arc<str>]) -> Vec<Arc<str>> {
     let mut ordered = pods.to_vec();
     if kind == "StatefulSet" {
-        let ordinal = |name: &String| {
+        let ordinal = |name: &Arc<str>| {
             name.rsplit('-')
                 .next()
                 .and_then(|n| n.parse::<u64>().ok())
@@ -805,7 +805,7 @@ async fn verify(
     let without_proxy: Vec<String> = live
         .into_inner()
         .into_iter()
-        .filter(|name| !inventory.proxy_pods.iter().any(|p| p.name == *name))
+        .filter(|name| !inventory.proxy_pods.iter().any(|p| *p.name == **name))
         .collect();
     if !without_proxy.is_empty() {
         return Err(Failure::new(format!(
@@ -1015,17 +1015,15 @@ mod tests {
 
     #[test]
     fn statefulsets_are_evicted_from_the_highest_ordinal() {
-        let pods: Vec<String> = ["redis-0", "redis-10", "redis-2"]
-            .map(String::from)
-            .to_vec();
-        assert_eq!(
-            eviction_order("StatefulSet", &pods),
-            ["redis-10", "redis-2", "redis-0"]
-        );
-        assert_eq!(
-            eviction_order("ReplicaSet", &pods),
-            ["redis-0", "redis-10", "redis-2"]
-        );
+        let pods: Vec<Arc<str>> = ["redis-0", "redis-10", "redis-2"].map(Arc::from).to_vec();
+        let names = |kind| -> Vec<String> {
+            eviction_order(kind, &pods)
+                .iter()
+                .map(|p| p.to_string())
+                .collect()
+        };
+        assert_eq!(names("StatefulSet"), ["redis-10", "redis-2", "redis-0"]);
+        assert_eq!(names("ReplicaSet"), ["redis-0", "redis-10", "redis-2"]);
     }
 
     #[test]

@@ -2,12 +2,13 @@
 //! inventory and control plane always give the same plan.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::classify::{PodContext, Verdict, classify};
 use crate::controlplane::ControlPlane;
-use crate::inventory::{Inventory, SKIP_KEY};
+use crate::inventory::{Interner, Inventory, SKIP_KEY};
 
 /// The runbooks the report links to, one per situation a person has to handle.
 pub mod runbook {
@@ -97,27 +98,29 @@ pub struct WorkloadPlan {
     /// 1, 2, 3, … over automatic actions across both phases.
     pub order: Option<u32>,
     /// The drifted pods the action covers (or that need a person), sorted.
-    pub pods: Vec<String>,
+    pub pods: Vec<Arc<str>>,
     pub from_versions: Vec<String>,
     /// The version (or image, when no version) the restarted pods must carry.
     pub target: String,
     /// `spec.updateStrategy.type` for StatefulSets and DaemonSets.
-    pub update_strategy: Option<String>,
+    pub update_strategy: Option<Arc<str>>,
     pub reason: Option<String>,
     pub runbook: Option<String>,
 }
 
+/// A pod of the plan. The strings are the inventory's, shared; `reason` and `proxy_version`
+/// are interned, as thousands of pods give the same one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodPlan {
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
     pub verdict: Verdict,
     pub action: Action,
-    pub proxy_image: Option<String>,
-    pub proxy_version: Option<String>,
-    pub workload_kind: String,
-    pub workload_name: String,
-    pub reason: String,
+    pub proxy_image: Option<Arc<str>>,
+    pub proxy_version: Option<Arc<str>>,
+    pub workload_kind: Arc<str>,
+    pub workload_name: Arc<str>,
+    pub reason: Arc<str>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -138,10 +141,10 @@ pub struct PlanOptions {
     pub exclude_namespaces: Vec<String>,
 }
 
-type WorkloadKey = (String, String, String); // namespace, kind, name
+type WorkloadKey = (Arc<str>, Arc<str>, Arc<str>); // namespace, kind, name
 
 struct Group {
-    api_version: String,
+    api_version: Arc<str>,
     pods: Vec<usize>,
     target: String,
     manual_reason: Option<(String, &'static str)>,
@@ -154,6 +157,7 @@ pub fn plan(inventory: &Inventory, control_plane: &ControlPlane, options: &PlanO
         ..Plan::default()
     };
     let mut groups: BTreeMap<WorkloadKey, Group> = BTreeMap::new();
+    let mut strings = Interner::default();
 
     let mut order: Vec<usize> = (0..inventory.proxy_pods.len()).collect();
     order.sort_by(|&a, &b| {
@@ -203,22 +207,22 @@ pub fn plan(inventory: &Inventory, control_plane: &ControlPlane, options: &PlanO
         }
         let pod_index = result.pods.len();
         result.pods.push(PodPlan {
-            namespace: pod.namespace.to_string(),
+            namespace: pod.namespace.clone(),
             name: pod.name.clone(),
             verdict: classified.verdict,
             action: Action::None,
-            proxy_image: pod.proxy_image.as_deref().map(str::to_string),
-            proxy_version: classified.proxy_version,
+            proxy_image: pod.proxy_image.clone(),
+            proxy_version: classified.proxy_version.map(|v| strings.intern(&v)),
             workload_kind: workload.kind.clone(),
             workload_name: workload.name.clone(),
-            reason: classified.reason,
+            reason: strings.intern(&classified.reason),
         });
         if !classified.verdict.is_drift() {
             continue;
         }
 
         let key = (
-            pod.namespace.to_string(),
+            pod.namespace.clone(),
             workload.kind.clone(),
             workload.name.clone(),
         );
@@ -260,13 +264,13 @@ pub fn plan(inventory: &Inventory, control_plane: &ControlPlane, options: &PlanO
         let verdicts: Vec<Verdict> = group.pods.iter().map(|&i| result.pods[i].verdict).collect();
         let module_label = match record {
             Some(r) => r.module_label,
-            None if kind == "Pod" => inventory
+            None if &*kind == "Pod" => inventory
                 .proxy_pods
                 .iter()
-                .any(|p| p.namespace.as_ref() == namespace && p.name == name && p.module_label),
+                .any(|p| p.namespace == namespace && p.name == name && p.module_label),
             None => false,
         };
-        let phase = if KYMA_NAMESPACES.contains(&namespace.as_str()) || module_label {
+        let phase = if KYMA_NAMESPACES.contains(&&*namespace) || module_label {
             Phase::Kyma
         } else {
             Phase::Customer
@@ -298,17 +302,18 @@ pub fn plan(inventory: &Inventory, control_plane: &ControlPlane, options: &PlanO
             pods.push(pod.name.clone());
             from_versions.insert(
                 pod.proxy_version
-                    .clone()
-                    .or_else(|| pod.proxy_image.clone())
-                    .unwrap_or_else(|| "none".into()),
+                    .as_deref()
+                    .or(pod.proxy_image.as_deref())
+                    .unwrap_or("none")
+                    .to_string(),
             );
         }
         workloads.push(WorkloadPlan {
-            api_version: group.api_version,
+            api_version: group.api_version.to_string(),
             update_strategy: record.and_then(|r| r.update_strategy.clone()),
-            kind,
-            namespace,
-            name,
+            kind: kind.to_string(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
             phase,
             action,
             order: None,
@@ -756,7 +761,7 @@ mod tests {
             .plan(&PlanOptions::default());
         let mixed = find(&plan, "Deployment", "mixed");
         assert_eq!(mixed.action, Action::RolloutRestart);
-        assert_eq!(mixed.pods, ["mixed-1", "mixed-2", "mixed-3"]);
+        assert_eq!(mixed.pods, ["mixed-1", "mixed-2", "mixed-3"].map(Arc::from));
         let stuck = find(&plan, "Deployment", "stuck");
         assert_eq!(stuck.action, Action::Manual);
         assert_eq!(stuck.runbook.as_deref(), Some(runbook::PODS_NOT_RUNNING));
@@ -842,11 +847,7 @@ mod tests {
         assert_eq!(plan.proxies, 4);
         assert_eq!(plan.up_to_date, 2);
         assert_eq!(plan.drifted, 1);
-        let listed: Vec<_> = plan
-            .pods
-            .iter()
-            .map(|p| (p.name.as_str(), p.verdict))
-            .collect();
+        let listed: Vec<_> = plan.pods.iter().map(|p| (&*p.name, p.verdict)).collect();
         assert_eq!(
             listed,
             [("done", Verdict::Completed), ("web-1", Verdict::Outdated)]

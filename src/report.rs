@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -112,7 +113,8 @@ pub struct WorkloadReport {
     pub action: Action,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order: Option<u32>,
-    pub pods: Vec<String>,
+    /// Shared with the pod list: a name is stored once however often the report names it.
+    pub pods: Vec<Arc<str>>,
     pub from_versions: Vec<String>,
     pub status: Status,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -121,26 +123,32 @@ pub struct WorkloadReport {
     pub runbook: Option<String>,
 }
 
+/// One pod of the report. There is one per drifted pod of the cluster, so the strings many
+/// pods repeat (namespace, image, version, workload, reason) are shared, not copied.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodReport {
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
     pub verdict: Verdict,
     pub action: Action,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proxy_image: Option<String>,
+    pub proxy_image: Option<Arc<str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proxy_version: Option<String>,
+    pub proxy_version: Option<Arc<str>>,
     pub workload: WorkloadRef,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub reason: String,
+    #[serde(default, skip_serializing_if = "str_is_empty")]
+    pub reason: Arc<str>,
+}
+
+fn str_is_empty(text: &Arc<str>) -> bool {
+    text.is_empty()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkloadRef {
-    pub kind: String,
-    pub name: String,
+    pub kind: Arc<str>,
+    pub name: Arc<str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -250,7 +250,7 @@ async fn read_pods(
             }
             Ok(())
         },
-        || shared.borrow_mut().rewind_pods(checkpoint, namespace),
+        || shared.borrow_mut().rewind_pods(checkpoint),
     )
     .await
 }

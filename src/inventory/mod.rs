@@ -8,7 +8,9 @@ pub mod live;
 pub mod model;
 pub mod snapshot;
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use model::{Body, Container, Metadata, Object, OwnerReference};
@@ -48,67 +50,58 @@ impl PodPhase {
     }
 }
 
-/// A controller reference: what the decision rules follow from a pod upward.
+/// A controller reference: what the decision rules follow from a pod upward. Interned: the
+/// pods of one ReplicaSet share one copy of each string.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct OwnerRef {
-    pub api_version: String,
-    pub kind: String,
-    pub name: String,
+    pub api_version: Arc<str>,
+    pub kind: Arc<str>,
+    pub name: Arc<str>,
 }
 
-impl From<&OwnerReference> for OwnerRef {
-    fn from(o: &OwnerReference) -> Self {
-        OwnerRef {
-            api_version: o.api_version.clone(),
-            kind: o.kind.clone(),
-            name: o.name.clone(),
-        }
-    }
-}
-
-/// A pod that carries an Istio proxy.
+/// A pod that carries an Istio proxy. One is kept per proxy until the plan is made, so it is
+/// kept small: shared strings are interned, rare ones boxed.
 #[derive(Debug, Clone)]
 pub struct ProxyPod {
     pub namespace: Arc<str>,
-    pub name: String,
-    pub uid: Option<String>,
+    /// Shared with the plan and the report, which list the pod by name.
+    pub name: Arc<str>,
     pub phase: PodPhase,
     /// Why the pod is in its phase (`status.reason`, e.g. `Evicted`), for the report.
-    pub phase_reason: Option<String>,
+    pub phase_reason: Option<Box<str>>,
     pub ready: bool,
     pub terminating: bool,
     pub controller: Option<OwnerRef>,
     /// The proxy container's image as the pod spec names it; `None` when it names none.
     pub proxy_image: Option<Arc<str>>,
-    pub revision: Option<String>,
+    pub revision: Option<Arc<str>>,
     pub skip: bool,
     /// Labelled `kyma-project.io/module`: a bare pod of a Kyma module is in the `kyma` phase.
     pub module_label: bool,
-    pub custom_proxy_image: Option<String>,
+    pub custom_proxy_image: Option<Box<str>>,
 }
 
 /// A workload or intermediate owner (ReplicaSet, Deployment, StatefulSet, …).
 #[derive(Debug, Clone, Default)]
 pub struct WorkloadRecord {
-    pub api_version: String,
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
-    pub uid: Option<String>,
+    pub api_version: Arc<str>,
+    pub kind: Arc<str>,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
     pub controller: Option<OwnerRef>,
     pub skip: bool,
     pub module_label: bool,
     pub paused: bool,
     /// `spec.updateStrategy.type` of StatefulSets and DaemonSets.
-    pub update_strategy: Option<String>,
+    pub update_strategy: Option<Arc<str>>,
     /// Annotations the run writes (target version) and reads back on a re-run.
     pub annotations: Vec<(String, String)>,
     /// Image of the `discovery` container, for istiod Deployments.
     pub discovery_image: Option<String>,
     /// The `app` label (`istiod` for the control plane).
-    pub app: Option<String>,
+    pub app: Option<Arc<str>>,
     /// The `istio.io/rev` label.
-    pub revision: Option<String>,
+    pub revision: Option<Arc<str>>,
     pub replicas: Option<i64>,
     pub ready_replicas: Option<i64>,
 }
@@ -144,6 +137,7 @@ pub struct InjectorConfigMap {
 #[derive(Debug, Clone, Copy)]
 pub struct PodsCheckpoint {
     pods_total: usize,
+    seen_pods: usize,
     proxy_pods: usize,
     istiod_pods: usize,
 }
@@ -151,13 +145,72 @@ pub struct PodsCheckpoint {
 /// Identifies an owner: `(kind, namespace, name)`. Group is not part of it: two kinds of the
 /// same name from different groups never meet in one namespace's owner chain in practice,
 /// and owner references often omit nothing but the group version.
-pub type ObjectKey = (String, String, String);
+#[derive(Debug, Clone)]
+pub struct ObjectKey {
+    pub kind: Arc<str>,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
+}
+
+/// An owner's key as three borrowed strings, so that a lookup (one per pod and step of its
+/// owner chain) allocates nothing. The map hashes and compares keys only through this view.
+trait KeyView {
+    fn parts(&self) -> (&str, &str, &str);
+}
+
+impl KeyView for ObjectKey {
+    fn parts(&self) -> (&str, &str, &str) {
+        (&self.kind, &self.namespace, &self.name)
+    }
+}
+
+impl KeyView for (&str, &str, &str) {
+    fn parts(&self) -> (&str, &str, &str) {
+        *self
+    }
+}
+
+impl<'a> Borrow<dyn KeyView + 'a> for ObjectKey {
+    fn borrow(&self) -> &(dyn KeyView + 'a) {
+        self
+    }
+}
+
+impl Hash for dyn KeyView + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.parts().hash(state);
+    }
+}
+
+impl PartialEq for dyn KeyView + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn KeyView + '_ {}
+
+impl Hash for ObjectKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (self as &dyn KeyView).hash(state);
+    }
+}
+
+impl PartialEq for ObjectKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for ObjectKey {}
 
 #[derive(Debug, Default)]
 pub struct Inventory {
     pub pods_total: usize,
     pub proxy_pods: Vec<ProxyPod>,
-    pub workloads: HashMap<ObjectKey, WorkloadRecord>,
+    /// Boxed: a big cluster has tens of thousands of owners (old ReplicaSets included), and the
+    /// table's spare capacity then costs a key and a pointer per slot, not a whole record.
+    pub workloads: HashMap<ObjectKey, Box<WorkloadRecord>>,
     pub namespaces: HashMap<String, NamespaceRecord>,
     pub istiod_pods: Vec<IstiodPod>,
     pub injectors: Vec<InjectorConfigMap>,
@@ -165,12 +218,33 @@ pub struct Inventory {
     pub ignored_kinds: BTreeMap<String, usize>,
 }
 
+/// One shared copy of each distinct string: the pods of a cluster repeat a few namespaces,
+/// images, owners and reasons thousands of times.
+#[derive(Debug, Default)]
+pub struct Interner(HashSet<Arc<str>>);
+
+impl Interner {
+    pub fn intern(&mut self, text: &str) -> Arc<str> {
+        if let Some(existing) = self.0.get(text) {
+            return existing.clone();
+        }
+        let interned: Arc<str> = Arc::from(text);
+        self.0.insert(interned.clone());
+        interned
+    }
+}
+
 /// Folds objects into an [`Inventory`], interning the strings many pods share.
 #[derive(Default)]
 pub struct InventoryBuilder {
     inventory: Inventory,
-    strings: HashSet<Arc<str>>,
-    seen_pods: HashSet<(Arc<str>, String)>,
+    strings: Interner,
+    /// A 64-bit hash of every pod's namespace and name, to refuse a pod listed twice without
+    /// keeping a copy of every name (pods without a proxy are not kept at all). Two different
+    /// pods share a hash with a probability of about n²/2⁶⁵ (10⁻¹⁰ at 50,000 pods).
+    seen_pods: HashSet<u64>,
+    /// The same hashes in the order they were added, to forget those after a checkpoint.
+    seen_order: Vec<u64>,
     scope: Option<HashSet<String>>,
 }
 
@@ -192,13 +266,16 @@ impl InventoryBuilder {
         self.scope.as_ref().is_none_or(|s| s.contains(namespace))
     }
 
-    fn intern(&mut self, text: &str) -> Arc<str> {
-        if let Some(existing) = self.strings.get(text) {
-            return existing.clone();
+    fn owner_ref(&mut self, owner: &OwnerReference) -> OwnerRef {
+        OwnerRef {
+            api_version: self.intern(&owner.api_version),
+            kind: self.intern(&owner.kind),
+            name: self.intern(&owner.name),
         }
-        let interned: Arc<str> = Arc::from(text);
-        self.strings.insert(interned.clone());
-        interned
+    }
+
+    fn intern(&mut self, text: &str) -> Arc<str> {
+        self.strings.intern(text)
     }
 
     /// Adds one object. `origin` names where it came from (`item 17`) for error messages.
@@ -232,31 +309,37 @@ impl InventoryBuilder {
                 self.add_pod(namespace, name, metadata, spec, status)
             }
             (_, Body::Workload { spec, status }) => {
-                let key = (kind.clone(), namespace.clone(), name.clone());
                 let discovery_image = spec
                     .template
                     .as_ref()
                     .and_then(|t| t.spec.containers.iter().find(|c| c.name == "discovery"))
                     .and_then(|c| c.image.clone());
                 let record = WorkloadRecord {
-                    api_version,
-                    kind,
-                    namespace,
-                    name,
-                    uid: metadata.uid.clone(),
-                    controller: metadata.controller().map(OwnerRef::from),
+                    api_version: self.intern(&api_version),
+                    kind: self.intern(&kind),
+                    namespace: self.intern(&namespace),
+                    name: Arc::from(name),
+                    controller: metadata.controller().map(|o| self.owner_ref(o)),
                     skip: carries_skip(&metadata),
                     module_label: metadata.labels.get(MODULE_LABEL).is_some(),
                     paused: spec.paused.unwrap_or(false),
-                    update_strategy: spec.update_strategy.and_then(|s| s.type_),
+                    update_strategy: spec
+                        .update_strategy
+                        .and_then(|s| s.type_)
+                        .map(|s| self.intern(&s)),
                     annotations: metadata.annotations.0,
                     discovery_image,
-                    app: metadata.labels.get("app").map(str::to_string),
-                    revision: metadata.labels.get(REVISION_LABEL).map(str::to_string),
+                    app: metadata.labels.get("app").map(|a| self.intern(a)),
+                    revision: metadata.labels.get(REVISION_LABEL).map(|r| self.intern(r)),
                     replicas: spec.replicas,
                     ready_replicas: status.ready_replicas,
                 };
-                self.inventory.workloads.insert(key, record);
+                let key = ObjectKey {
+                    kind: record.kind.clone(),
+                    namespace: record.namespace.clone(),
+                    name: record.name.clone(),
+                };
+                self.inventory.workloads.insert(key, Box::new(record));
                 Ok(())
             }
             ("Namespace", _) => {
@@ -301,20 +384,26 @@ impl InventoryBuilder {
             self.inventory.pods_total += 1;
         }
         let namespace = self.intern(&namespace);
-        if !self.seen_pods.insert((namespace.clone(), name.clone())) {
+        let seen = {
+            let mut hasher = std::hash::DefaultHasher::new();
+            (namespace.as_ref(), name.as_str()).hash(&mut hasher);
+            hasher.finish()
+        };
+        if !self.seen_pods.insert(seen) {
             return Err(Error::InvalidObject {
                 object: format!("Pod {namespace}/{name}"),
                 field: "metadata.name".into(),
                 problem: "listed twice".into(),
             });
         }
+        self.seen_order.push(seen);
         let phase = PodPhase::parse(status.phase.as_deref());
         let ready = status
             .conditions
             .iter()
             .any(|c| c.type_ == "Ready" && c.status == "True");
         let terminating = metadata.deletion_timestamp.is_some();
-        let revision = pod_revision(&metadata);
+        let revision = pod_revision(&metadata).map(|r| self.intern(&r));
 
         if metadata.labels.get("app") == Some("istiod") {
             let image = spec
@@ -325,7 +414,7 @@ impl InventoryBuilder {
             self.inventory.istiod_pods.push(IstiodPod {
                 namespace: namespace.to_string(),
                 name: name.clone(),
-                revision: revision.clone(),
+                revision: revision.as_deref().map(str::to_string),
                 image,
                 phase,
                 ready,
@@ -337,15 +426,15 @@ impl InventoryBuilder {
             return Ok(());
         };
         let proxy_image = proxy.image.as_deref().map(|i| self.intern(i));
+        let controller = metadata.controller().map(|o| self.owner_ref(o));
         self.inventory.proxy_pods.push(ProxyPod {
             namespace,
-            name,
-            uid: metadata.uid.clone(),
+            name: Arc::from(name),
             phase,
-            phase_reason: status.reason,
+            phase_reason: status.reason.map(String::into_boxed_str),
             ready,
             terminating,
-            controller: metadata.controller().map(OwnerRef::from),
+            controller,
             proxy_image,
             revision,
             skip: carries_skip(&metadata),
@@ -353,7 +442,7 @@ impl InventoryBuilder {
             custom_proxy_image: metadata
                 .annotations
                 .get(PROXY_IMAGE_ANNOTATION)
-                .map(str::to_string),
+                .map(Box::from),
         });
         Ok(())
     }
@@ -362,20 +451,20 @@ impl InventoryBuilder {
     pub fn pods_checkpoint(&self) -> PodsCheckpoint {
         PodsCheckpoint {
             pods_total: self.inventory.pods_total,
+            seen_pods: self.seen_order.len(),
             proxy_pods: self.inventory.proxy_pods.len(),
             istiod_pods: self.inventory.istiod_pods.len(),
         }
     }
 
-    /// Forgets the pods added since `checkpoint`, all of them in `namespace` (every namespace
-    /// when `None`): a list that restarts after its continue token expired lists them again.
-    pub fn rewind_pods(&mut self, checkpoint: PodsCheckpoint, namespace: Option<&str>) {
+    /// Forgets the pods added since `checkpoint`: a list that restarts after its continue token
+    /// expired lists them again.
+    pub fn rewind_pods(&mut self, checkpoint: PodsCheckpoint) {
         self.inventory.pods_total = checkpoint.pods_total;
         self.inventory.proxy_pods.truncate(checkpoint.proxy_pods);
         self.inventory.istiod_pods.truncate(checkpoint.istiod_pods);
-        match namespace {
-            Some(ns) => self.seen_pods.retain(|(pod_ns, _)| pod_ns.as_ref() != ns),
-            None => self.seen_pods.clear(),
+        for seen in self.seen_order.drain(checkpoint.seen_pods..) {
+            self.seen_pods.remove(&seen);
         }
     }
 
@@ -467,9 +556,9 @@ fn find_proxy<'a>(metadata: &Metadata, spec: &'a model::PodSpec) -> Option<&'a C
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedWorkload {
     /// The top controller, or the pod itself (kind `Pod`) when it has none.
-    pub kind: String,
-    pub api_version: String,
-    pub name: String,
+    pub kind: Arc<str>,
+    pub api_version: Arc<str>,
+    pub name: Arc<str>,
     /// The top controller's record, when the inventory holds it.
     pub found: bool,
     /// Some object of the chain carries the skip label or annotation.
@@ -483,7 +572,8 @@ const MAX_OWNER_DEPTH: usize = 8;
 impl Inventory {
     pub fn workload(&self, kind: &str, namespace: &str, name: &str) -> Option<&WorkloadRecord> {
         self.workloads
-            .get(&(kind.to_string(), namespace.to_string(), name.to_string()))
+            .get(&(kind, namespace, name) as &dyn KeyView)
+            .map(Box::as_ref)
     }
 
     /// DESIGN §2.5: walk controller references upward. An intermediate owner that is missing
@@ -491,17 +581,17 @@ impl Inventory {
     pub fn resolve_workload(&self, pod: &ProxyPod) -> ResolvedWorkload {
         let Some(first) = &pod.controller else {
             return ResolvedWorkload {
-                kind: "Pod".into(),
-                api_version: "v1".into(),
+                kind: Arc::from("Pod"),
+                api_version: Arc::from("v1"),
                 name: pod.name.clone(),
                 found: true,
                 skip: false,
                 problem: None,
             };
         };
-        let mut current = first.clone();
+        let mut current = first;
         let mut skip = false;
-        let mut visited = vec![(current.kind.clone(), current.name.clone())];
+        let mut visited: Vec<(&str, &str)> = vec![(&current.kind, &current.name)];
         loop {
             let Some(record) = self.workload(&current.kind, &pod.namespace, &current.name) else {
                 let problem = is_known_kind(&current.kind).then(|| {
@@ -511,9 +601,9 @@ impl Inventory {
                     )
                 });
                 return ResolvedWorkload {
-                    kind: current.kind,
-                    api_version: current.api_version,
-                    name: current.name,
+                    kind: current.kind.clone(),
+                    api_version: current.api_version.clone(),
+                    name: current.name.clone(),
                     found: false,
                     skip,
                     problem,
@@ -522,23 +612,23 @@ impl Inventory {
             skip |= record.skip;
             let Some(next) = &record.controller else {
                 return ResolvedWorkload {
-                    kind: current.kind,
+                    kind: current.kind.clone(),
                     api_version: if record.api_version.is_empty() {
-                        current.api_version
+                        current.api_version.clone()
                     } else {
                         record.api_version.clone()
                     },
-                    name: current.name,
+                    name: current.name.clone(),
                     found: true,
                     skip,
                     problem: None,
                 };
             };
-            let step = (next.kind.clone(), next.name.clone());
+            let step = (next.kind.as_ref(), next.name.as_ref());
             if visited.contains(&step) || visited.len() >= MAX_OWNER_DEPTH {
                 return ResolvedWorkload {
                     kind: current.kind.clone(),
-                    api_version: current.api_version,
+                    api_version: current.api_version.clone(),
                     name: current.name.clone(),
                     found: true,
                     skip,
@@ -549,7 +639,7 @@ impl Inventory {
                 };
             }
             visited.push(step);
-            current = next.clone();
+            current = next;
         }
     }
 }
@@ -631,11 +721,7 @@ mod tests {
             only_init,
             plain,
         ]);
-        let names: Vec<_> = inventory
-            .proxy_pods
-            .iter()
-            .map(|p| p.name.as_str())
-            .collect();
+        let names: Vec<_> = inventory.proxy_pods.iter().map(|p| &*p.name).collect();
         assert_eq!(names, ["sidecar", "native", "renamed"]);
         assert_eq!(inventory.pods_total, 5);
         assert_eq!(inventory.proxy_pods[2].revision.as_deref(), Some("1-24"));
@@ -688,7 +774,12 @@ mod tests {
             .iter()
             .map(|p| {
                 let w = inventory.resolve_workload(p);
-                (w.kind, w.name, w.found, w.problem.is_some())
+                (
+                    w.kind.to_string(),
+                    w.name.to_string(),
+                    w.found,
+                    w.problem.is_some(),
+                )
             })
             .collect();
         let expect =
