@@ -95,7 +95,7 @@ impl ControlPlane {
                 .entry(name.clone())
                 .or_insert_with(|| blank(&name));
             if revision.istiod_image.is_none() {
-                revision.istiod_image = deployment.discovery_image.clone();
+                revision.istiod_image = deployment.discovery_image.as_deref().map(str::to_string);
             }
         }
 

@@ -71,7 +71,7 @@ pub struct ProxyPod {
     pub phase_reason: Option<Box<str>>,
     pub ready: bool,
     pub terminating: bool,
-    pub controller: Option<OwnerRef>,
+    pub controller: Option<Arc<OwnerRef>>,
     /// The proxy container's image as the pod spec names it; `None` when it names none.
     pub proxy_image: Option<Arc<str>>,
     pub revision: Option<Arc<str>>,
@@ -88,16 +88,16 @@ pub struct WorkloadRecord {
     pub kind: Arc<str>,
     pub namespace: Arc<str>,
     pub name: Arc<str>,
-    pub controller: Option<OwnerRef>,
+    pub controller: Option<Arc<OwnerRef>>,
     pub skip: bool,
     pub module_label: bool,
     pub paused: bool,
     /// `spec.updateStrategy.type` of StatefulSets and DaemonSets.
     pub update_strategy: Option<Arc<str>>,
     /// Annotations the run writes (target version) and reads back on a re-run.
-    pub annotations: Vec<(String, String)>,
+    pub annotations: Box<[(String, String)]>,
     /// Image of the `discovery` container, for istiod Deployments.
-    pub discovery_image: Option<String>,
+    pub discovery_image: Option<Box<str>>,
     /// The `app` label (`istiod` for the control plane).
     pub app: Option<Arc<str>>,
     /// The `istio.io/rev` label.
@@ -239,6 +239,7 @@ impl Interner {
 pub struct InventoryBuilder {
     inventory: Inventory,
     strings: Interner,
+    owners: HashSet<Arc<OwnerRef>>,
     /// A 64-bit hash of every pod's namespace and name, to refuse a pod listed twice without
     /// keeping a copy of every name (pods without a proxy are not kept at all). Two different
     /// pods share a hash with a probability of about n²/2⁶⁵ (10⁻¹⁰ at 50,000 pods).
@@ -266,12 +267,19 @@ impl InventoryBuilder {
         self.scope.as_ref().is_none_or(|s| s.contains(namespace))
     }
 
-    fn owner_ref(&mut self, owner: &OwnerReference) -> OwnerRef {
-        OwnerRef {
+    /// One shared copy per owner: a ReplicaSet's pods all point at the same reference.
+    fn owner_ref(&mut self, owner: &OwnerReference) -> Arc<OwnerRef> {
+        let owner = OwnerRef {
             api_version: self.intern(&owner.api_version),
             kind: self.intern(&owner.kind),
             name: self.intern(&owner.name),
+        };
+        if let Some(existing) = self.owners.get(&owner) {
+            return existing.clone();
         }
+        let owner = Arc::new(owner);
+        self.owners.insert(owner.clone());
+        owner
     }
 
     fn intern(&mut self, text: &str) -> Arc<str> {
@@ -327,8 +335,8 @@ impl InventoryBuilder {
                         .update_strategy
                         .and_then(|s| s.type_)
                         .map(|s| self.intern(&s)),
-                    annotations: metadata.annotations.0,
-                    discovery_image,
+                    annotations: metadata.annotations.0.into_boxed_slice(),
+                    discovery_image: discovery_image.map(String::into_boxed_str),
                     app: metadata.labels.get("app").map(|a| self.intern(a)),
                     revision: metadata.labels.get(REVISION_LABEL).map(|r| self.intern(r)),
                     replicas: spec.replicas,
@@ -468,7 +476,9 @@ impl InventoryBuilder {
         }
     }
 
-    pub fn finish(self) -> Inventory {
+    pub fn finish(mut self) -> Inventory {
+        // The pods' vector grew by doubling; what it holds is all the plan needs.
+        self.inventory.proxy_pods.shrink_to_fit();
         self.inventory
     }
 }

@@ -19,7 +19,7 @@ use super::model::Object;
 use super::{Inventory, InventoryBuilder};
 use crate::{Error, Result};
 
-const CHUNK: usize = 8 << 20;
+const CHUNK: usize = 1 << 20;
 /// No Kubernetes object comes near this (etcd's limit is 1.5 MiB); a bigger item is a broken file.
 const MAX_ITEM: usize = 64 << 20;
 
