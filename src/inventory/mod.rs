@@ -406,10 +406,7 @@ impl InventoryBuilder {
         }
         self.seen_order.push(seen);
         let phase = PodPhase::parse(status.phase.as_deref());
-        let ready = status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
+        let ready = status.ready;
         let terminating = metadata.deletion_timestamp.is_some();
         let revision = pod_revision(&metadata).map(|r| self.intern(&r));
 
@@ -557,7 +554,7 @@ fn find_proxy<'a>(metadata: &Metadata, spec: &'a model::PodSpec) -> Option<&'a C
         .or_else(|| {
             spec.init_containers.iter().find(|c| {
                 is_proxy(c, status.as_ref().and_then(|s| s.init_containers.as_ref()))
-                    && (c.restart_policy.as_deref() == Some("Always") || c.name == PROXY_CONTAINER)
+                    && (c.restart_always || c.name == PROXY_CONTAINER)
             })
         })
 }

@@ -137,8 +137,6 @@ pub struct OwnerReference {
     pub kind: String,
     pub name: String,
     #[serde(default)]
-    pub uid: Option<String>,
-    #[serde(default)]
     pub controller: Option<bool>,
 }
 
@@ -147,9 +145,8 @@ pub struct OwnerReference {
 pub struct Metadata {
     pub name: Option<String>,
     pub namespace: Option<String>,
-    pub uid: Option<String>,
-    pub generation: Option<i64>,
-    pub deletion_timestamp: Option<String>,
+    /// Only whether it is there: a pod being deleted.
+    pub deletion_timestamp: Option<IgnoredAny>,
     #[serde(deserialize_with = "null_as_default")]
     pub labels: KeptMap,
     #[serde(deserialize_with = "null_as_default")]
@@ -172,7 +169,34 @@ impl Metadata {
 pub struct Container {
     pub name: String,
     pub image: Option<String>,
-    pub restart_policy: Option<String>,
+    /// `restartPolicy: Always`: an init container that is a native sidecar.
+    pub restart_always: bool,
+}
+
+/// A string value that is only looked at, borrowed from the input when it has no escapes
+/// (serde's own `Cow` always copies). Saves an allocation per field on every pod.
+struct Text<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
 }
 
 // By hand rather than derived: a pod has several containers of a dozen keys each, and these
@@ -188,12 +212,16 @@ impl<'de> Deserialize<'de> for Container {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Container, A::Error> {
                 let mut name = None;
                 let mut image = None;
-                let mut restart_policy = None;
+                let mut restart_always = false;
                 while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
                     match key.as_ref() {
                         b"name" => name = Some(map.next_value::<String>()?),
                         b"image" => image = map.next_value::<Option<String>>()?,
-                        b"restartPolicy" => restart_policy = map.next_value::<Option<String>>()?,
+                        b"restartPolicy" => {
+                            restart_always = map
+                                .next_value::<Option<Text>>()?
+                                .is_some_and(|p| p.0 == "Always")
+                        }
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -202,7 +230,7 @@ impl<'de> Deserialize<'de> for Container {
                 Ok(Container {
                     name: name.ok_or_else(|| de::Error::missing_field("name"))?,
                     image,
-                    restart_policy,
+                    restart_always,
                 })
             }
         }
@@ -219,12 +247,11 @@ pub struct PodSpec {
     pub init_containers: Vec<Container>,
 }
 
-/// A pod condition; missing fields are empty.
-#[derive(Debug, Clone, Default)]
-pub struct Condition {
-    pub type_: String,
-    pub status: String,
-    pub reason: Option<String>,
+/// A pod condition, reduced to the one question the rules ask of it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Condition {
+    /// `type: Ready` with `status: "True"`.
+    ready: bool,
 }
 
 // By hand for the same reason as `Container`: a pod has several conditions.
@@ -237,22 +264,45 @@ impl<'de> Deserialize<'de> for Condition {
                 f.write_str("struct Condition")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Condition, A::Error> {
-                let mut condition = Condition::default();
+                let (mut is_ready, mut is_true) = (false, false);
                 while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
                     match key.as_ref() {
-                        b"type" => condition.type_ = map.next_value()?,
-                        b"status" => condition.status = map.next_value()?,
-                        b"reason" => condition.reason = map.next_value()?,
+                        b"type" => is_ready = map.next_value::<Text>()?.0 == "Ready",
+                        b"status" => is_true = map.next_value::<Text>()?.0 == "True",
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                         }
                     }
                 }
-                Ok(condition)
+                Ok(Condition {
+                    ready: is_ready && is_true,
+                })
             }
         }
         deserializer.deserialize_map(ConditionVisitor)
     }
+}
+
+/// `status.conditions`, read for whether one says the pod is Ready.
+fn ready_condition<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    struct ConditionsVisitor;
+    impl<'de> Visitor<'de> for ConditionsVisitor {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list of conditions")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+            let mut ready = false;
+            while let Some(condition) = seq.next_element::<Condition>()? {
+                ready |= condition.ready;
+            }
+            Ok(ready)
+        }
+    }
+    deserializer.deserialize_any(ConditionsVisitor)
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -260,8 +310,9 @@ impl<'de> Deserialize<'de> for Condition {
 pub struct PodStatus {
     pub phase: Option<String>,
     pub reason: Option<String>,
-    #[serde(deserialize_with = "null_as_default")]
-    pub conditions: Vec<Condition>,
+    /// A condition of type `Ready` is `"True"`.
+    #[serde(rename = "conditions", deserialize_with = "ready_condition")]
+    pub ready: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -302,8 +353,6 @@ pub struct WorkloadSpec {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct WorkloadStatus {
-    pub observed_generation: Option<serde_json::Value>,
-    pub replicas: Option<i64>,
     pub ready_replicas: Option<i64>,
 }
 
