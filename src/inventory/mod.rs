@@ -326,7 +326,8 @@ impl InventoryBuilder {
                     api_version: self.intern(&api_version),
                     kind: self.intern(&kind),
                     namespace: self.intern(&namespace),
-                    name: Arc::from(name),
+                    // Interned: the same name is its pods' or ReplicaSets' owner reference.
+                    name: self.intern(&name),
                     controller: metadata.controller().map(|o| self.owner_ref(o)),
                     skip: carries_skip(&metadata),
                     module_label: metadata.labels.get(MODULE_LABEL).is_some(),
@@ -388,9 +389,6 @@ impl InventoryBuilder {
         status: model::PodStatus,
     ) -> Result<()> {
         let in_scope = self.in_scope(&namespace);
-        if in_scope {
-            self.inventory.pods_total += 1;
-        }
         let namespace = self.intern(&namespace);
         let seen = {
             let mut hasher = std::hash::DefaultHasher::new();
@@ -405,6 +403,9 @@ impl InventoryBuilder {
             });
         }
         self.seen_order.push(seen);
+        if in_scope {
+            self.inventory.pods_total += 1;
+        }
         let phase = PodPhase::parse(status.phase.as_deref());
         let ready = status.ready;
         let terminating = metadata.deletion_timestamp.is_some();
@@ -825,6 +826,49 @@ mod tests {
             .add(object(pod_json("a", None)), "item 1")
             .unwrap_err();
         assert!(error.to_string().contains("shop/a"), "{error}");
+    }
+
+    #[test]
+    fn a_rewound_list_may_list_its_pods_again() {
+        let mut builder = InventoryBuilder::new();
+        builder.add(object(pod_json("a", None)), "item 0").unwrap();
+        let checkpoint = builder.pods_checkpoint();
+        builder.add(object(pod_json("b", None)), "item 1").unwrap();
+        builder.rewind_pods(checkpoint);
+        builder.add(object(pod_json("b", None)), "item 1").unwrap();
+        // What came before the checkpoint is still known.
+        assert!(builder.add(object(pod_json("a", None)), "item 2").is_err());
+        let inventory = builder.finish();
+        let names: Vec<_> = inventory.proxy_pods.iter().map(|p| &*p.name).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(inventory.pods_total, 2);
+    }
+
+    #[test]
+    fn pods_of_one_owner_share_its_reference() {
+        let inventory = build(vec![
+            pod_json("web-1", Some(("ReplicaSet", "web-abc"))),
+            pod_json("web-2", Some(("ReplicaSet", "web-abc"))),
+            workload_json("ReplicaSet", "web-abc", Some(("Deployment", "web"))),
+        ]);
+        let owners: Vec<_> = inventory
+            .proxy_pods
+            .iter()
+            .map(|p| p.controller.clone().unwrap())
+            .collect();
+        assert!(Arc::ptr_eq(&owners[0], &owners[1]));
+        let record = inventory.workload("ReplicaSet", "shop", "web-abc").unwrap();
+        assert_eq!(&*record.controller.as_ref().unwrap().name, "web");
+        assert!(
+            inventory
+                .workload("ReplicaSet", "other", "web-abc")
+                .is_none()
+        );
+        assert!(
+            inventory
+                .workload("Deployment", "shop", "web-abc")
+                .is_none()
+        );
     }
 
     #[test]

@@ -583,6 +583,62 @@ mod tests {
     }
 
     #[test]
+    fn a_pod_is_ready_when_a_ready_condition_says_true() {
+        let ready = |conditions: &str| -> Result<bool, String> {
+            let text = format!(
+                r#"{{"kind":"Pod","metadata":{{"name":"p"}},"status":{{"conditions":{conditions}}}}}"#
+            );
+            match serde_json::from_str::<Object>(&text) {
+                Ok(Object {
+                    body: Body::Pod { status, .. },
+                    ..
+                }) => Ok(status.ready),
+                Ok(other) => Err(format!("{other:?}")),
+                Err(error) => Err(error.to_string()),
+            }
+        };
+        assert_eq!(ready(r#"[{"type":"Ready","status":"True"}]"#), Ok(true));
+        assert_eq!(
+            ready(r#"[{"status":"True","type":"PodScheduled"},{"type":"Ready","status":"True"}]"#),
+            Ok(true)
+        );
+        assert_eq!(ready(r#"[{"type":"Ready","status":"False"}]"#), Ok(false));
+        assert_eq!(
+            ready(r#"[{"type":"Re\u0061dy","status":"True"}]"#),
+            Ok(true)
+        );
+        assert_eq!(
+            ready(r#"[{"type":"PodScheduled","status":"True"}]"#),
+            Ok(false)
+        );
+        assert_eq!(ready("[]"), Ok(false));
+        assert_eq!(ready("null"), Ok(false));
+        let error = ready(r#""Ready""#).unwrap_err();
+        assert!(error.contains("a list of conditions"), "{error}");
+        let error = ready(r#"[{"type":5}]"#).unwrap_err();
+        assert!(error.contains("expected a string"), "{error}");
+    }
+
+    #[test]
+    fn an_init_container_that_always_restarts_is_a_native_sidecar() {
+        let object: Object = serde_json::from_str(
+            r#"{"kind":"Pod","metadata":{"name":"p"},"spec":{"initContainers":[
+                {"name":"a","restartPolicy":"Always"},{"name":"b","restartPolicy":null},
+                {"name":"c","restartPolicy":"OnFailure"},{"name":"d"}]}}"#,
+        )
+        .unwrap();
+        let Body::Pod { spec, .. } = object.body else {
+            panic!("not a pod");
+        };
+        let always: Vec<_> = spec
+            .init_containers
+            .iter()
+            .map(|c| c.restart_always)
+            .collect();
+        assert_eq!(always, [true, false, false, false]);
+    }
+
+    #[test]
     fn reads_the_body_even_when_kind_comes_last() {
         let object: Object = serde_json::from_str(
             r#"{"spec":{"paused":true},"metadata":{"name":"d"},"kind":"Deployment"}"#,
