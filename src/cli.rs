@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
 use crate::controlplane::{self, ControlPlane, Gate};
@@ -247,6 +247,17 @@ fn decide(inventory: &Inventory, options: &Options) -> Result<(ControlPlane, Gat
     Ok((control_plane, gate, plan))
 }
 
+/// The report when no control plane was found: the counts, and why nothing was compared.
+fn uncompared(mode: Mode, started: DateTime<Utc>, inventory: &Inventory, error: &Error) -> Report {
+    Report::uncompared(
+        mode,
+        started,
+        inventory.pods_total,
+        inventory.proxy_pods.len(),
+        error.to_string(),
+    )
+}
+
 fn plan_command(args: PlanArgs, live_inventory: Option<Inventory>) -> Result<i32> {
     let started = Utc::now();
     let options = &args.options;
@@ -264,7 +275,16 @@ fn plan_command(args: PlanArgs, live_inventory: Option<Inventory>) -> Result<i32
         )?,
         (None, None) => unreachable!("a live plan lists the cluster first"),
     };
-    let (control_plane, gate, plan) = decide(&inventory, options)?;
+    let (control_plane, gate, plan) = match decide(&inventory, options) {
+        Ok(decided) => decided,
+        Err(error @ Error::NoControlPlane { .. }) => {
+            // What was read is reported (DESIGN §4), and the run still fails.
+            let report = uncompared(Mode::Plan, started, &inventory, &error);
+            emit(&report, options)?;
+            return Err(error);
+        }
+        Err(error) => return Err(error),
+    };
     // Each stage's data is let go once the next one holds what it needs: the peak is one of
     // them, not their sum.
     drop(inventory);
@@ -299,7 +319,25 @@ async fn run_command(options: Options) -> Result<i32> {
     }
     let client = options.cluster.client().await?;
     let inventory = list_cluster(&client, &options.cluster.scope()).await?;
-    let (control_plane, gate, plan) = decide(&inventory, &options)?;
+    let (control_plane, gate, plan) = match decide(&inventory, &options) {
+        Ok(decided) => decided,
+        Err(error @ Error::NoControlPlane { .. }) => {
+            // Reported wherever a report goes, but no Events: there is nothing to tell a
+            // workload. Nothing was touched.
+            let report = uncompared(Mode::Run, started, &inventory, &error);
+            if let Err(sink) = emit(&report, &options) {
+                tracing::error!("{sink}");
+            }
+            if let Some(target) = &options.report_configmap
+                && let Err(sink) = sinks::write_configmap(&client, target, &report).await
+            {
+                tracing::error!("{sink}");
+            }
+            sinks::write_termination_log(&report, exit::ERROR);
+            return Err(error);
+        }
+        Err(error) => return Err(error),
+    };
     drop(inventory);
     let mut report = Report::from_plan(Mode::Run, started, &plan, &control_plane, &gate);
 

@@ -250,6 +250,46 @@ impl Report {
         report
     }
 
+    /// The report of a cluster whose proxies could not be compared (no control plane was found):
+    /// what was counted, the problem as the failed gate, and nothing planned.
+    pub fn uncompared(
+        mode: Mode,
+        started_at: DateTime<Utc>,
+        pods: usize,
+        proxies: usize,
+        problem: String,
+    ) -> Report {
+        Report {
+            api_version: API_VERSION.into(),
+            kind: KIND.into(),
+            mode,
+            started_at,
+            finished_at: Utc::now(),
+            control_plane: ControlPlaneReport {
+                version: None,
+                image: None,
+                source: "none found".into(),
+                revisions: Vec::new(),
+                gate: GateReport {
+                    passed: false,
+                    problems: vec![problem],
+                },
+            },
+            summary: Summary {
+                pods,
+                proxies,
+                ..Summary::default()
+            },
+            workloads: Vec::new(),
+            pods: Vec::new(),
+            notes: vec![
+                "the proxies were not compared: there is no control plane to compare them with; \
+                 nothing was planned or restarted"
+                    .into(),
+            ],
+        }
+    }
+
     /// Recomputes the workload counts of the summary from the workloads' statuses.
     pub fn recount(&mut self) {
         self.summary.restarted = self

@@ -363,12 +363,48 @@ fn malformed_snapshots_are_clear_errors() {
         &["--expected-version", "banana"],
         "--expected-version",
     );
-    expect_error(
-        "odd-images.json",
-        &["--istio-namespace", "elsewhere"],
-        "no istiod",
-    );
     expect_error("odd-images.json", &["--rollout-timeout", "soon"], "soon");
+}
+
+#[test]
+fn without_a_control_plane_the_counts_are_reported_and_the_plan_fails() {
+    let output = run(&[
+        "plan",
+        "--snapshot",
+        "tests/data/odd-images.json",
+        "--istio-namespace",
+        "elsewhere",
+        "--format",
+        "json",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no istiod"), "{stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("a report");
+    assert_eq!(report["controlPlane"]["gate"]["passed"], false);
+    let problems = report["controlPlane"]["gate"]["problems"].to_string();
+    assert!(problems.contains("namespace elsewhere"), "{problems}");
+    let compared = run(&[
+        "plan",
+        "--snapshot",
+        "tests/data/odd-images.json",
+        "--format",
+        "json",
+    ]);
+    let with_control_plane: Value = serde_json::from_slice(&compared.stdout).unwrap();
+    assert_eq!(
+        report["summary"]["proxies"],
+        with_control_plane["summary"]["proxies"]
+    );
+    assert!(report["summary"]["proxies"].as_u64().unwrap() > 0);
+    assert_eq!(report["summary"]["drifted"], 0);
+    assert!(report["workloads"].as_array().unwrap().is_empty());
+    assert!(
+        report["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("not compared")
+    );
 }
 
 #[test]

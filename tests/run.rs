@@ -246,6 +246,41 @@ async fn a_failed_gate_restarts_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_control_plane_the_run_reports_and_touches_nothing() {
+    let cluster = Cluster::start(example_state(), |_| {}).await;
+    let (code, report, stderr) = cluster
+        .run(&[
+            "--istio-namespace",
+            "elsewhere",
+            "--report-configmap",
+            "kyma-system/istio-proxy-reset-report",
+        ])
+        .await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("no istiod"), "{stderr}");
+    assert_eq!(report["controlPlane"]["gate"]["passed"], false);
+    assert!(report["summary"]["proxies"].as_u64().unwrap() > 0);
+    assert!(report["workloads"].as_array().unwrap().is_empty());
+    assert!(
+        cluster.workload_writes().is_empty(),
+        "{:?}",
+        cluster.workload_writes()
+    );
+    let events: Vec<_> = cluster
+        .tool_requests()
+        .into_iter()
+        .filter(|r| r.method != "GET" && r.path.contains("/events"))
+        .collect();
+    assert!(events.is_empty(), "{events:?}");
+    let saved = cluster
+        .object("v1", "ConfigMap", "kyma-system", "istio-proxy-reset-report")
+        .expect("the report ConfigMap");
+    let saved: Value =
+        serde_json::from_str(saved["data"]["report.json"].as_str().unwrap()).unwrap();
+    assert_eq!(saved["summary"], report["summary"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollout_that_never_gets_ready_fails_and_the_run_goes_on() {
     let mut state = example_state();
     edit_item(&mut state, "Deployment", "shop", "orders", |d| {
