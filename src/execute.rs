@@ -132,6 +132,11 @@ pub async fn execute(
     }
 }
 
+/// How long past `--rollout-timeout` a workload's last API calls (the check of its pods after
+/// a rollout that finished just in time) may take. Every call retries for up to
+/// `--api-retry-timeout` on its own; this keeps one workload from running minutes over.
+const SETTLE: Duration = Duration::from_secs(5);
+
 async fn handle(
     client: &Client,
     workload: &WorkloadPlan,
@@ -139,15 +144,30 @@ async fn handle(
     settings: &Settings,
 ) -> Outcome {
     let deadline = Instant::now() + settings.rollout_timeout;
-    let result = match workload.action {
-        Action::RolloutRestart => {
-            restart_and_wait(client, workload, control_plane, settings, deadline).await
+    let action = async {
+        match workload.action {
+            Action::RolloutRestart => {
+                restart_and_wait(client, workload, control_plane, settings, deadline).await
+            }
+            Action::Evict => {
+                evict_one_by_one(client, workload, control_plane, settings, deadline).await
+            }
+            Action::Manual | Action::None => unreachable!("only automatic actions are executed"),
         }
-        Action::Evict => {
-            evict_one_by_one(client, workload, control_plane, settings, deadline).await
-        }
-        Action::Manual | Action::None => unreachable!("only automatic actions are executed"),
     };
+    // Dropping the action cancels the call in flight. A restart patch it cut off may or may
+    // not have been applied; the target version it records keeps a re-run from repeating it.
+    let result = tokio::time::timeout_at(deadline + SETTLE, action)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Failure::new(format!(
+                "{} did not finish within {} (and {} more for its last API calls): the API \
+                 server did not answer in time",
+                describe(workload),
+                humantime::format_duration(settings.rollout_timeout),
+                humantime::format_duration(SETTLE)
+            )))
+        });
     match result {
         Ok(status) => Outcome {
             status,

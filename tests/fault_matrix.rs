@@ -24,7 +24,8 @@ async fn through_proxy(rules: Vec<Rule>, args: &[&str]) -> Outcome {
     let proxy = FaultProxy::start(cluster.sim.url(), rules).await;
     let path = cluster.dir.path().join("through-proxy");
     std::fs::write(&path, kubeconfig(&proxy.url, cluster.sim.token())).unwrap();
-    let mut all = args.to_vec();
+    // The defaults go before the test's own options, which win.
+    let mut all = args[..1].to_vec();
     all.extend([
         "--format",
         "json",
@@ -33,6 +34,7 @@ async fn through_proxy(rules: Vec<Rule>, args: &[&str]) -> Outcome {
         "--api-retry-timeout",
         "20s",
     ]);
+    all.extend_from_slice(&args[1..]);
     let output = tokio::time::timeout(
         Duration::from_secs(120),
         cluster.command_with(&all, &path).output(),
@@ -357,4 +359,32 @@ async fn permanent_faults_are_reported_not_retried() {
     .await;
     assert_eq!(outcome.code, Some(0), "{}", outcome.stderr);
     assert!(outcome.stderr.contains("could not record an Event"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rollout_timeout_bounds_a_workload_whose_api_calls_keep_failing() {
+    // The rollout finishes, but checking its pods meets nothing but 503s: each call would retry
+    // for the whole API budget (a minute here); the workload must end at its rollout timeout.
+    let started = std::time::Instant::now();
+    let rule = Rule::new(
+        "GET",
+        "/api/v1/namespaces/payments/pods",
+        Fault::Status(503),
+        usize::MAX,
+    )
+    .query("labelSelector");
+    let mut args = RUN_PAYMENTS.to_vec();
+    args.extend(["--rollout-timeout", "3s", "--api-retry-timeout", "60s"]);
+    let outcome = through_proxy(vec![rule], &args).await;
+    let elapsed = started.elapsed();
+    assert_eq!(outcome.code, Some(3), "{}", outcome.stderr);
+    let report = outcome.report.as_ref().expect("a report");
+    let billing = workload(report, "Deployment", "payments", "billing");
+    assert_eq!(billing["status"], "failed", "{billing}");
+    let reason = billing["reason"].as_str().unwrap();
+    assert!(reason.contains("did not finish within 3s"), "{reason}");
+    assert!(
+        elapsed < Duration::from_secs(45),
+        "the run took {elapsed:?}, as if bounded by the API budget, not the rollout timeout"
+    );
 }
