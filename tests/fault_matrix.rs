@@ -223,8 +223,8 @@ async fn eviction_and_report_sink_faults_are_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_continue_token_restarts_the_list() {
-    // More pods than one page holds.
-    let state = kube_sim::generate::generate(700, 3);
+    // More pods, and more ReplicaSets, than one page holds.
+    let state = kube_sim::generate::generate(1800, 3);
     let cluster = Cluster::start(state, |c| {
         c.plain_http = true;
         c.controllers = false;
@@ -234,7 +234,11 @@ async fn an_expired_continue_token_restarts_the_list() {
     let clean: Value = serde_json::from_slice(&clean.stdout).unwrap();
     let proxy = FaultProxy::start(
         cluster.sim.url(),
-        vec![Rule::new("GET", "/api/v1/pods", Fault::Status(410), 1).query("continue=")],
+        vec![
+            Rule::new("GET", "/api/v1/pods", Fault::Status(410), 1).query("continue="),
+            Rule::new("GET", "/apis/apps/v1/replicasets", Fault::Status(410), 1)
+                .query("continue="),
+        ],
     )
     .await;
     let path = cluster.dir.path().join("through-proxy");
@@ -258,6 +262,12 @@ async fn an_expired_continue_token_restarts_the_list() {
         .filter(|s| s.1 == "/api/v1/pods" && !s.2.contains("continue="))
         .count();
     assert_eq!(first_pages, 2, "the pod list started over once");
+    let first_pages = proxy
+        .seen()
+        .iter()
+        .filter(|s| s.1 == "/apis/apps/v1/replicasets" && !s.2.contains("continue="))
+        .count();
+    assert_eq!(first_pages, 2, "the ReplicaSet list started over once");
     assert_eq!(
         faulted["summary"], clean["summary"],
         "nothing counted twice"

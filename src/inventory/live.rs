@@ -1,6 +1,8 @@
 //! The inventory of a live cluster: a constant number of paginated lists, whatever the number
 //! of pods (DESIGN §6). Pods are folded into the inventory page by page; nothing keeps a page.
 
+use std::cell::RefCell;
+
 use kube::Client;
 
 use super::model::{Body, Object};
@@ -92,21 +94,24 @@ pub type OnPage<'a> = &'a (dyn Fn(&str, usize) + Sync);
 pub async fn read(client: &Client, scope: &Scope, on_page: OnPage<'_>) -> Result<Inventory> {
     let mut builder = InventoryBuilder::with_scope(&scope.namespaces);
     // The pods are most of the pages; the owners are listed meanwhile, so that the run waits
-    // on the longest list, not on the sum of them.
+    // on the longest list, not on the sum of them. Each side folds its pages into records as
+    // they come; nothing keeps a page.
     let (owners, pods) = futures::join!(
         read_owners(client, scope, on_page),
         read_all_pods(client, scope, &mut builder, on_page)
     );
     pods?;
-    for object in owners? {
-        add(&mut builder, object)?;
-    }
+    builder.merge_owners(owners?);
     Ok(builder.finish())
 }
 
 /// Namespaces, workloads and the Istio namespace's ConfigMaps, each kind one list, all at once;
 /// then Rollouts, only when a ReplicaSet names one.
-async fn read_owners(client: &Client, scope: &Scope, on_page: OnPage<'_>) -> Result<Vec<Object>> {
+async fn read_owners(
+    client: &Client,
+    scope: &Scope,
+    on_page: OnPage<'_>,
+) -> Result<InventoryBuilder> {
     let mut lists: Vec<(&Listed, Option<&str>, Option<&str>)> = vec![(&NAMESPACES, None, None)];
     for resource in &WORKLOADS {
         for namespace in scope.namespaces() {
@@ -122,25 +127,15 @@ async fn read_owners(client: &Client, scope: &Scope, on_page: OnPage<'_>) -> Res
         ));
     }
     lists.push((&CONFIGMAPS, Some(&scope.istio_namespace), None));
-    let listed = futures::future::try_join_all(lists.into_iter().map(
-        |(resource, namespace, selector)| async move {
-            let mut objects = Vec::new();
-            collect(client, resource, namespace, selector, &mut objects, on_page).await?;
-            Ok::<_, crate::Error>(objects)
-        },
-    ))
+    let owners = RefCell::new(InventoryBuilder::new());
+    futures::future::try_join_all(lists.into_iter().map(|(resource, namespace, selector)| {
+        collect(client, resource, namespace, selector, &owners, on_page)
+    }))
     .await?;
-    let mut owners: Vec<Object> = listed.into_iter().flatten().collect();
 
-    let names_rollout = owners.iter().any(|o| {
-        o.kind == "ReplicaSet"
-            && o.metadata
-                .controller()
-                .is_some_and(|c| c.kind == "Rollout" && c.api_version.starts_with("argoproj.io/"))
-    });
-    if names_rollout {
+    if owners.borrow().names_a_rollout() {
         for namespace in scope.namespaces() {
-            match collect(client, &ROLLOUTS, namespace, None, &mut owners, on_page).await {
+            match collect(client, &ROLLOUTS, namespace, None, &owners, on_page).await {
                 Ok(()) => {}
                 // Without the Rollout CRD the ReplicaSets' owner is simply not in the inventory.
                 Err(crate::Error::Kube { source, .. })
@@ -154,7 +149,7 @@ async fn read_owners(client: &Client, scope: &Scope, on_page: OnPage<'_>) -> Res
             }
         }
     }
-    Ok(owners)
+    Ok(owners.into_inner())
 }
 
 async fn read_all_pods(
@@ -199,16 +194,15 @@ fn add(builder: &mut InventoryBuilder, object: Object) -> Result<()> {
     builder.add(object, &origin)
 }
 
+/// Lists one kind of owner into `owners`, page by page.
 async fn collect(
     client: &Client,
     resource: &Listed,
     namespace: Option<&str>,
     label_selector: Option<&str>,
-    into: &mut Vec<Object>,
+    owners: &RefCell<InventoryBuilder>,
     on_page: OnPage<'_>,
 ) -> Result<()> {
-    let start = into.len();
-    let into = std::cell::RefCell::new(into);
     list_pages(
         client,
         &resource.path(namespace),
@@ -217,11 +211,14 @@ async fn collect(
         label_selector,
         |items| {
             on_page(resource.kind, items.len());
-            into.borrow_mut().extend(items);
+            let mut owners = owners.borrow_mut();
+            for object in items {
+                add(&mut owners, object)?;
+            }
             Ok(())
         },
-        // A restarted list starts over: drop what the expired pass gave.
-        || into.borrow_mut().truncate(start),
+        // A restarted list starts over: forget what the expired pass gave.
+        || owners.borrow_mut().forget_listed(resource.kind, namespace),
     )
     .await
 }

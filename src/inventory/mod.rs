@@ -474,6 +474,42 @@ impl InventoryBuilder {
         }
     }
 
+    /// Takes in the owners another builder read (listed alongside the pods).
+    pub fn merge_owners(&mut self, owners: InventoryBuilder) {
+        let owners = owners.inventory;
+        self.inventory.workloads.extend(owners.workloads);
+        self.inventory.namespaces.extend(owners.namespaces);
+        self.inventory.injectors.extend(owners.injectors);
+        for (kind, count) in owners.ignored_kinds {
+            *self.inventory.ignored_kinds.entry(kind).or_default() += count;
+        }
+    }
+
+    /// Forgets the objects of `kind` in `namespace` (everywhere when `None`) that one list
+    /// gave: it starts over after its continue token expired. (The one list limited by a label
+    /// selector, istiod's Deployments, is the only list of Deployments in its namespace.)
+    pub fn forget_listed(&mut self, kind: &str, namespace: Option<&str>) {
+        let listed = |ns: &str| namespace.is_none_or(|n| n == ns);
+        let inventory = &mut self.inventory;
+        match kind {
+            "Namespace" => inventory.namespaces.clear(),
+            "ConfigMap" => inventory.injectors.retain(|c| !listed(&c.namespace)),
+            _ => inventory
+                .workloads
+                .retain(|key, _| !(&*key.kind == kind && listed(&key.namespace))),
+        }
+    }
+
+    /// Some ReplicaSet is controlled by an Argo Rollout: Rollouts need listing too.
+    pub fn names_a_rollout(&self) -> bool {
+        self.inventory.workloads.values().any(|w| {
+            &*w.kind == "ReplicaSet"
+                && w.controller.as_ref().is_some_and(|c| {
+                    &*c.kind == "Rollout" && c.api_version.starts_with("argoproj.io/")
+                })
+        })
+    }
+
     pub fn finish(mut self) -> Inventory {
         // The pods' vector grew by doubling; what it holds is all the plan needs.
         self.inventory.proxy_pods.shrink_to_fit();
@@ -842,6 +878,35 @@ mod tests {
         let names: Vec<_> = inventory.proxy_pods.iter().map(|p| &*p.name).collect();
         assert_eq!(names, ["a", "b"]);
         assert_eq!(inventory.pods_total, 2);
+    }
+
+    #[test]
+    fn a_restarted_owner_list_forgets_only_what_it_gave() {
+        let mut owners = InventoryBuilder::new();
+        let mut other = workload_json("ReplicaSet", "elsewhere-abc", None);
+        other["metadata"]["namespace"] = serde_json::json!("other");
+        for item in [
+            workload_json("ReplicaSet", "web-abc", Some(("Deployment", "web"))),
+            workload_json("Deployment", "web", None),
+            other,
+        ] {
+            owners.add(object(item), "item").unwrap();
+        }
+        owners.forget_listed("ReplicaSet", Some("shop"));
+        let mut builder = InventoryBuilder::new();
+        builder
+            .add(
+                object(pod_json("web-1", Some(("ReplicaSet", "web-abc")))),
+                "pod",
+            )
+            .unwrap();
+        builder.merge_owners(owners);
+        let inventory = builder.finish();
+        assert!(inventory.workload("ReplicaSet", "shop", "web-abc").is_none());
+        assert!(inventory.workload("Deployment", "shop", "web").is_some());
+        assert!(inventory.workload("ReplicaSet", "other", "elsewhere-abc").is_some());
+        let resolved = inventory.resolve_workload(&inventory.proxy_pods[0]);
+        assert_eq!((&*resolved.kind, resolved.found), ("ReplicaSet", false));
     }
 
     #[test]
