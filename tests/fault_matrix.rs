@@ -236,8 +236,7 @@ async fn an_expired_continue_token_restarts_the_list() {
         cluster.sim.url(),
         vec![
             Rule::new("GET", "/api/v1/pods", Fault::Status(410), 1).query("continue="),
-            Rule::new("GET", "/apis/apps/v1/replicasets", Fault::Status(410), 1)
-                .query("continue="),
+            Rule::new("GET", "/apis/apps/v1/replicasets", Fault::Status(410), 1).query("continue="),
         ],
     )
     .await;

@@ -902,9 +902,17 @@ mod tests {
             .unwrap();
         builder.merge_owners(owners);
         let inventory = builder.finish();
-        assert!(inventory.workload("ReplicaSet", "shop", "web-abc").is_none());
+        assert!(
+            inventory
+                .workload("ReplicaSet", "shop", "web-abc")
+                .is_none()
+        );
         assert!(inventory.workload("Deployment", "shop", "web").is_some());
-        assert!(inventory.workload("ReplicaSet", "other", "elsewhere-abc").is_some());
+        assert!(
+            inventory
+                .workload("ReplicaSet", "other", "elsewhere-abc")
+                .is_some()
+        );
         let resolved = inventory.resolve_workload(&inventory.proxy_pods[0]);
         assert_eq!((&*resolved.kind, resolved.found), ("ReplicaSet", false));
     }
