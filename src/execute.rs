@@ -162,7 +162,8 @@ async fn handle(
         .unwrap_or_else(|_| {
             Err(Failure::new(format!(
                 "{} did not finish within {} (and {} more for its last API calls): the API \
-                 server did not answer in time",
+                 server did not answer in time; the call then in flight may still have taken \
+                 effect, which a re-run sees",
                 describe(workload),
                 humantime::format_duration(settings.rollout_timeout),
                 humantime::format_duration(SETTLE)
@@ -865,7 +866,7 @@ fn is_live(object: &crate::inventory::model::Object) -> bool {
         crate::inventory::model::Body::Pod { status, .. } => status.phase.as_deref(),
         _ => None,
     };
-    object.metadata.deletion_timestamp.is_none() && !matches!(phase, Some("Succeeded" | "Failed"))
+    !object.metadata.deleting && !matches!(phase, Some("Succeeded" | "Failed"))
 }
 
 /// A label selector for `spec.selector`'s `matchLabels` (a ReplicationController's selector is

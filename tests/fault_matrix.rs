@@ -391,7 +391,10 @@ async fn the_rollout_timeout_bounds_a_workload_whose_api_calls_keep_failing() {
     let billing = workload(report, "Deployment", "payments", "billing");
     assert_eq!(billing["status"], "failed", "{billing}");
     let reason = billing["reason"].as_str().unwrap();
-    assert!(reason.contains("did not finish within 3s"), "{reason}");
+    assert!(
+        reason.contains("did not finish within 3s (and 5s more for its last API calls)"),
+        "{reason}"
+    );
     assert!(
         elapsed < Duration::from_secs(45),
         "the run took {elapsed:?}, as if bounded by the API budget, not the rollout timeout"

@@ -10,7 +10,7 @@ pub mod snapshot;
 
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use model::{Body, Container, Metadata, Object, OwnerReference};
@@ -246,6 +246,9 @@ pub struct InventoryBuilder {
     seen_pods: HashSet<u64>,
     /// The same hashes in the order they were added, to forget those after a checkpoint.
     seen_order: Vec<u64>,
+    /// Keys drawn at random per process (`RandomState::default`): nobody can choose two pod
+    /// names that collide.
+    seen_keys: std::hash::RandomState,
     scope: Option<HashSet<String>>,
 }
 
@@ -326,7 +329,8 @@ impl InventoryBuilder {
                     api_version: self.intern(&api_version),
                     kind: self.intern(&kind),
                     namespace: self.intern(&namespace),
-                    // Interned: the same name is its pods' or ReplicaSets' owner reference.
+                    // Interned: the same name is its pods' or ReplicaSets' owner reference
+                    // (when the same builder read them, as a snapshot does).
                     name: self.intern(&name),
                     controller: metadata.controller().map(|o| self.owner_ref(o)),
                     skip: carries_skip(&metadata),
@@ -390,11 +394,7 @@ impl InventoryBuilder {
     ) -> Result<()> {
         let in_scope = self.in_scope(&namespace);
         let namespace = self.intern(&namespace);
-        let seen = {
-            let mut hasher = std::hash::DefaultHasher::new();
-            (namespace.as_ref(), name.as_str()).hash(&mut hasher);
-            hasher.finish()
-        };
+        let seen = self.seen_keys.hash_one((namespace.as_ref(), name.as_str()));
         if !self.seen_pods.insert(seen) {
             return Err(Error::InvalidObject {
                 object: format!("Pod {namespace}/{name}"),
@@ -408,7 +408,7 @@ impl InventoryBuilder {
         }
         let phase = PodPhase::parse(status.phase.as_deref());
         let ready = status.ready;
-        let terminating = metadata.deletion_timestamp.is_some();
+        let terminating = metadata.deleting;
         let revision = pod_revision(&metadata).map(|r| self.intern(&r));
 
         if metadata.labels.get("app") == Some("istiod") {

@@ -145,8 +145,9 @@ pub struct OwnerReference {
 pub struct Metadata {
     pub name: Option<String>,
     pub namespace: Option<String>,
-    /// Only whether it is there: a pod being deleted.
-    pub deletion_timestamp: Option<IgnoredAny>,
+    /// `deletionTimestamp` is set: the object is being deleted.
+    #[serde(rename = "deletionTimestamp", deserialize_with = "a_string_is_set")]
+    pub deleting: bool,
     #[serde(deserialize_with = "null_as_default")]
     pub labels: KeptMap,
     #[serde(deserialize_with = "null_as_default")]
@@ -543,6 +544,11 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
     }
 }
 
+/// A string field that is only looked at for being there (`null` is not).
+fn a_string_is_set<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    Ok(Option::<Text<'de>>::deserialize(deserializer)?.is_some())
+}
+
 /// Kubernetes writes `null` for empty maps and lists now and then; treat it as empty.
 fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
@@ -616,6 +622,24 @@ mod tests {
         let error = ready(r#""Ready""#).unwrap_err();
         assert!(error.contains("a list of conditions"), "{error}");
         let error = ready(r#"[{"type":5}]"#).unwrap_err();
+        assert!(error.contains("expected a string"), "{error}");
+    }
+
+    #[test]
+    fn a_deletion_timestamp_marks_an_object_being_deleted() {
+        let deleting = |value: &str| {
+            let text = format!(r#"{{"kind":"Pod","metadata":{{"name":"p"{value}}}}}"#);
+            serde_json::from_str::<Object>(&text)
+                .map(|o| o.metadata.deleting)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            deleting(r#","deletionTimestamp":"2026-11-26T10:00:00Z""#),
+            Ok(true)
+        );
+        assert_eq!(deleting(r#","deletionTimestamp":null"#), Ok(false));
+        assert_eq!(deleting(""), Ok(false));
+        let error = deleting(r#","deletionTimestamp":false"#).unwrap_err();
         assert!(error.contains("expected a string"), "{error}");
     }
 
