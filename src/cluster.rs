@@ -173,7 +173,7 @@ pub async fn list_raw_pages(
         path,
         label_selector,
         |text| {
-            let list: RawList = serde_json::from_str(text)?;
+            let list: RawList = serde_json::from_slice(text)?;
             Ok(Page {
                 items: list.items.unwrap_or_default(),
                 continue_token: list.metadata.continue_token,
@@ -189,11 +189,14 @@ async fn list_pages_with<T>(
     client: &Client,
     path: &str,
     label_selector: Option<&str>,
-    parse: impl Fn(&str) -> serde_json::Result<Page<T>>,
+    parse: impl Fn(&[u8]) -> serde_json::Result<Page<T>>,
     mut on_page: impl FnMut(Vec<T>) -> Result<()>,
     mut on_restart: impl FnMut(),
 ) -> Result<()> {
     let mut restarts = 0;
+    // The last page's size: the next of the same list is about as big, so its bytes are read
+    // into one buffer of that size instead of one that doubles its way there.
+    let mut page_size = 64 << 10;
     'list: loop {
         let mut token: Option<String> = None;
         loop {
@@ -208,7 +211,14 @@ async fn list_pages_with<T>(
                 let request = kube::core::Request::new(path).list(&params);
                 async move {
                     let request = request.map_err(kube::Error::BuildRequest)?;
-                    client.request_text(request).await
+                    // The body read once into one buffer (`request_text` would hold it twice).
+                    let mut body = Box::pin(client.request_stream(request).await?);
+                    let mut bytes = Vec::with_capacity(page_size + page_size / 8);
+                    futures::AsyncReadExt::read_to_end(&mut body, &mut bytes)
+                        .await
+                        // A connection cut mid-page: as transient as one cut before it.
+                        .map_err(|e| kube::Error::Service(Box::new(e)))?;
+                    Ok(bytes)
                 }
             })
             .await;
@@ -229,6 +239,7 @@ async fn list_pages_with<T>(
                     });
                 }
             };
+            page_size = text.len();
             let page = parse(&text).map_err(|e| Error::InvalidObject {
                 object: format!("a page of {path}"),
                 field: "items".into(),
@@ -244,8 +255,8 @@ async fn list_pages_with<T>(
 }
 
 /// Parses a list response; its items carry no `kind`, so the list's kind is given.
-pub fn parse_page(text: &str, kind: &str, api_version: &str) -> serde_json::Result<Page<Object>> {
-    let mut deserializer = serde_json::Deserializer::from_str(text);
+pub fn parse_page(text: &[u8], kind: &str, api_version: &str) -> serde_json::Result<Page<Object>> {
+    let mut deserializer = serde_json::Deserializer::from_slice(text);
     let page = PageSeed { kind, api_version }.deserialize(&mut deserializer)?;
     deserializer.end()?;
     Ok(page)
@@ -334,7 +345,7 @@ mod tests {
     #[test]
     fn pages_give_items_their_list_kind() {
         let page = parse_page(
-            r#"{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"9","continue":"abc"},
+            br#"{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"9","continue":"abc"},
                 "items":[{"metadata":{"name":"a","namespace":"n"},"spec":{"containers":[{"name":"istio-proxy","image":"x:1.0.0"}]}}]}"#,
             "Pod",
             "v1",
@@ -347,7 +358,7 @@ mod tests {
             matches!(page.items[0].body, Body::Pod { ref spec, .. } if spec.containers.len() == 1)
         );
 
-        let empty = parse_page(r#"{"items":null,"metadata":{}}"#, "Pod", "v1").unwrap();
+        let empty = parse_page(br#"{"items":null,"metadata":{}}"#, "Pod", "v1").unwrap();
         assert!(empty.items.is_empty() && empty.continue_token.is_none());
     }
 
