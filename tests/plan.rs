@@ -29,7 +29,12 @@ fn run(args: &[&str]) -> Output {
 }
 
 fn plan_json(args: &[&str]) -> Value {
-    let mut all = vec!["plan", "--snapshot", EXAMPLE, "--format", "json"];
+    plan_file_json(EXAMPLE, args)
+}
+
+/// `plan --snapshot FILE --format json ARGS`, which must succeed; its report.
+fn plan_file_json(file: &str, args: &[&str]) -> Value {
+    let mut all = vec!["plan", "--snapshot", file, "--format", "json"];
     all.extend_from_slice(args);
     let output = run(&all);
     assert_eq!(
@@ -384,14 +389,7 @@ fn without_a_control_plane_the_counts_are_reported_and_the_plan_fails() {
     assert_eq!(report["controlPlane"]["gate"]["passed"], false);
     let problems = report["controlPlane"]["gate"]["problems"].to_string();
     assert!(problems.contains("namespace elsewhere"), "{problems}");
-    let compared = run(&[
-        "plan",
-        "--snapshot",
-        "tests/data/odd-images.json",
-        "--format",
-        "json",
-    ]);
-    let with_control_plane: Value = serde_json::from_slice(&compared.stdout).unwrap();
+    let with_control_plane = plan_file_json("tests/data/odd-images.json", &[]);
     assert_eq!(
         report["summary"]["proxies"],
         with_control_plane["summary"]["proxies"]
@@ -409,20 +407,7 @@ fn without_a_control_plane_the_counts_are_reported_and_the_plan_fails() {
 
 #[test]
 fn odd_images_and_owners_get_reasoned_verdicts() {
-    let output = run(&[
-        "plan",
-        "--snapshot",
-        "tests/data/odd-images.json",
-        "--format",
-        "json",
-    ]);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = plan_file_json("tests/data/odd-images.json", &[]);
     let pod = |name: &str| {
         report["pods"]
             .as_array()
@@ -460,22 +445,10 @@ fn odd_images_and_owners_get_reasoned_verdicts() {
             .contains("not in the inventory")
     );
 
-    let output = run(&[
-        "plan",
-        "--snapshot",
+    let report = plan_file_json(
         "tests/data/cyclic-owners.json",
-        "--format",
-        "json",
-        "--expected-version",
-        "1.24.1",
-    ]);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        &["--expected-version", "1.24.1"],
     );
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     let looped = report["workloads"]
         .as_array()
         .unwrap()
