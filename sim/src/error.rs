@@ -137,6 +137,8 @@ pub enum Error {
     InvalidRbac(String),
     #[error("TLS setup failed: {0}")]
     Tls(String),
+    #[error("upstream control plane: {0}")]
+    Upstream(String),
     #[error("{context}: {source}")]
     Io {
         context: String,

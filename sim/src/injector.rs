@@ -29,8 +29,6 @@ pub fn inject(store: &Store, pod: &mut Value, proxy_image_override: Option<&str>
         ns.as_ref()
             .and_then(|ns| meta::label(ns, key).map(str::to_string))
     };
-    let pod_opt_out = meta::label(pod, "sidecar.istio.io/inject") == Some("false")
-        || meta::annotation(pod, "sidecar.istio.io/inject") == Some("false");
     let ns_injection = ns_label("istio-injection");
     let ns_revision = ns_label("istio.io/rev");
     let wanted = match ns_injection.as_deref() {
@@ -38,7 +36,7 @@ pub fn inject(store: &Store, pod: &mut Value, proxy_image_override: Option<&str>
         Some("enabled") => true,
         _ => ns_revision.is_some() || meta::label(pod, "sidecar.istio.io/inject") == Some("true"),
     };
-    if !wanted || pod_opt_out {
+    if !wanted || opted_out(pod) {
         return;
     }
     let revision = meta::label(pod, "istio.io/rev")
@@ -50,16 +48,54 @@ pub fn inject(store: &Store, pod: &mut Value, proxy_image_override: Option<&str>
         })
         .unwrap_or_else(|| "default".to_string());
     let values = injector_values(store, &revision);
-    let image = match (proxy_image_override, &values) {
+    inject_revision(pod, &revision, values.as_ref(), proxy_image_override);
+}
+
+/// Injects what `revision`'s injector (its ConfigMap's `data.values`) injects, once the decision
+/// that this revision injects the pod is made: by the namespace and pod labels in kube-sim, by
+/// the API server's webhook selectors upstream. Returns whether anything was injected (not
+/// without values and without an override: no injector, nothing injected).
+pub fn inject_revision(
+    pod: &mut Value,
+    revision: &str,
+    values: Option<&Value>,
+    proxy_image_override: Option<&str>,
+) -> bool {
+    if has_proxy(pod) || opted_out(pod) {
+        return false;
+    }
+    let image = match (proxy_image_override, values) {
         (Some(image), _) => image.to_string(),
         (None, Some(values)) => proxy_image(values),
-        (None, None) => return,
+        (None, None) => return false,
     };
     let native = match meta::annotation(pod, "sidecar.istio.io/nativeSidecar") {
         Some(flag) => flag == "true",
-        None => values.as_ref().is_some_and(native_sidecars),
+        None => values.is_some_and(native_sidecars),
     };
-    add_sidecar(pod, &image, &revision, native);
+    add_sidecar(pod, &image, revision, native);
+    true
+}
+
+/// The pod label or annotation `sidecar.istio.io/inject: "false"`: Istio's webhook selectors see
+/// only the label, its injector also honours the annotation.
+fn opted_out(pod: &Value) -> bool {
+    meta::label(pod, "sidecar.istio.io/inject") == Some("false")
+        || meta::annotation(pod, "sidecar.istio.io/inject") == Some("false")
+}
+
+/// The name of a revision's injector ConfigMap in the Istio namespace.
+pub fn injector_configmap(revision: &str) -> String {
+    match revision {
+        "default" | "" => "istio-sidecar-injector".to_string(),
+        rev => format!("istio-sidecar-injector-{rev}"),
+    }
+}
+
+/// A ConfigMap's parsed `data.values` (an empty object when it is not JSON).
+pub fn configmap_values(configmap: &Value) -> Value {
+    let values = configmap["data"]["values"].as_str().unwrap_or("{}");
+    serde_json::from_str(values).unwrap_or_else(|_| json!({}))
 }
 
 /// Whether the pod already has a proxy container (or native sidecar).
@@ -74,13 +110,12 @@ pub fn has_proxy(pod: &Value) -> bool {
 /// The parsed `data.values` of the injector ConfigMap of a revision.
 fn injector_values(store: &Store, revision: &str) -> Option<Value> {
     let configmaps = resource_for_plural("", "configmaps")?;
-    let name = match revision {
-        "default" | "" => "istio-sidecar-injector".to_string(),
-        rev => format!("istio-sidecar-injector-{rev}"),
-    };
-    let cm = store.get(configmaps, Some(ISTIO_NAMESPACE), &name)?;
-    let values = cm["data"]["values"].as_str().unwrap_or("{}");
-    Some(serde_json::from_str(values).unwrap_or_else(|_| json!({})))
+    let cm = store.get(
+        configmaps,
+        Some(ISTIO_NAMESPACE),
+        &injector_configmap(revision),
+    )?;
+    Some(configmap_values(&cm))
 }
 
 /// The proxy image the injector values name: `{hub}/{proxy.image}:{tag}` (with `-{variant}` when

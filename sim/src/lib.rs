@@ -27,6 +27,7 @@ pub mod selector;
 mod server;
 pub mod store;
 pub mod tls;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -23,6 +23,10 @@ struct Cli {
 enum Command {
     /// Serve the API with the state of a snapshot until SIGTERM or SIGINT.
     Serve(Box<ServeArgs>),
+    /// Run the real upstream control plane (etcd, kube-apiserver, kube-controller-manager,
+    /// kube-scheduler, kwok) with kube-sim's injector as Istio's webhook, until SIGTERM or SIGINT.
+    /// SIGUSR1 kills kube-apiserver with SIGKILL and starts it again.
+    Upstream(UpstreamArgs),
     /// Print a realistic large cluster snapshot (`kind: List`) as JSON.
     Generate {
         /// About how many pods.
@@ -72,6 +76,86 @@ struct ServeArgs {
     /// How many changes are kept for watch resumption and continue tokens.
     #[arg(long)]
     history: Option<usize>,
+}
+
+#[derive(clap::Args)]
+struct UpstreamArgs {
+    /// Where to write the cluster-admin kubeconfig.
+    #[arg(long)]
+    kubeconfig_out: PathBuf,
+    /// The binaries of sim/upstream/build.sh (default: the directory it prints).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// How many fake Nodes kwok keeps Ready.
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Milliseconds a scheduled pod takes to become Running and Ready.
+    #[arg(long, default_value_t = 300)]
+    pod_start_ms: u64,
+    /// A further kube-apiserver flag (repeatable), e.g. --apiserver-arg=--max-requests-inflight=5.
+    #[arg(long = "apiserver-arg", allow_hyphen_values = true)]
+    apiserver_args: Vec<String>,
+}
+
+/// The directory `sim/upstream/build.sh` prints last (it builds first when its cache lacks it).
+fn built_bin_dir() -> Result<PathBuf, Error> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("upstream/build.sh");
+    let output = std::process::Command::new("bash")
+        .arg(&script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| Error::io(format!("cannot run {}", script.display()), e))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    match (output.status.success(), stdout.lines().last()) {
+        (true, Some(dir)) => Ok(PathBuf::from(dir.trim())),
+        _ => Err(Error::io(
+            format!("{} failed ({})", script.display(), output.status),
+            std::io::Error::other("build failed"),
+        )),
+    }
+}
+
+async fn upstream(args: UpstreamArgs) -> Result<(), Error> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let bin_dir = match args.bin_dir {
+        Some(dir) => dir,
+        None => built_bin_dir()?,
+    };
+    let mut cfg = kube_sim::upstream::UpstreamConfig::new(bin_dir);
+    cfg.nodes = args.nodes;
+    cfg.pod_start = Duration::from_millis(args.pod_start_ms);
+    cfg.apiserver_args = args.apiserver_args;
+    let started = std::time::Instant::now();
+    // Signals are taken before the first child starts, so none is lost to the default action.
+    let signal_error = |e| Error::io("cannot handle signals", e);
+    let mut term = signal(SignalKind::terminate()).map_err(signal_error)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
+    let mut usr1 = signal(SignalKind::user_defined1()).map_err(signal_error)?;
+    let cluster = tokio::select! {
+        started = kube_sim::upstream::start(cfg) => started?,
+        _ = term.recv() => return Ok(()),
+        _ = interrupt.recv() => return Ok(()),
+    };
+    cluster.write_kubeconfig(&args.kubeconfig_out)?;
+    tracing::info!(seconds = started.elapsed().as_secs_f64(), dir = %cluster.dir().display(), "ready");
+    {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "ready {}", cluster.url());
+        let _ = stdout.flush();
+    }
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = interrupt.recv() => break,
+            _ = usr1.recv() => {
+                if let Err(e) = cluster.restart_apiserver().await {
+                    eprintln!("kube-sim: {e}");
+                }
+            }
+        }
+    }
+    cluster.shutdown().await;
+    Ok(())
 }
 
 fn read_state(path: &PathBuf) -> Result<serde_json::Value, Error> {
@@ -146,7 +230,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KUBE_SIM_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                .unwrap_or_else(|_| "warn,kube_client=off".into()),
         )
         .init();
     let cli = Cli::parse();
@@ -159,6 +243,10 @@ fn main() -> ExitCode {
         }
         Command::Serve(args) => match tokio::runtime::Runtime::new() {
             Ok(runtime) => runtime.block_on(serve(*args)),
+            Err(e) => Err(Error::io("cannot start the runtime", e)),
+        },
+        Command::Upstream(args) => match tokio::runtime::Runtime::new() {
+            Ok(runtime) => runtime.block_on(upstream(args)),
             Err(e) => Err(Error::io("cannot start the runtime", e)),
         },
     };

@@ -1,0 +1,659 @@
+//! The upstream control plane: real etcd, kube-apiserver, kube-controller-manager and
+//! kube-scheduler, with kwok as the kubelet of fake Nodes and kube-sim's injector as Istio's
+//! webhook, all on loopback (DESIGN §5.1). The same scenarios run here and on kube-sim; where
+//! they differ, `sim/README.md`'s parity matrix says why.
+//!
+//! `start` needs the binaries `sim/upstream/build.sh` builds. Every process is a child of a
+//! supervisor thread that lives as long as the process, started with `PR_SET_PDEATHSIG`, so that
+//! none outlives its parent even when that is killed; [`Upstream::shutdown`] (or dropping the
+//! handle) stops them all and removes the control plane's directory.
+
+mod pki;
+pub mod webhook;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::error::Error;
+use crate::injector::{self, ISTIO_NAMESPACE};
+use crate::kubeconfig;
+
+/// How to start an upstream control plane.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// Where `build.sh` put etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok.
+    pub bin_dir: PathBuf,
+    /// How many fake Nodes kwok keeps Ready.
+    pub nodes: usize,
+    /// How long a scheduled pod takes to become Running and Ready (kwok's Stage delay).
+    pub pod_start: Duration,
+    /// More kube-apiserver flags (`--etcd-compaction-interval=10s`, `--max-requests-inflight=5`).
+    pub apiserver_args: Vec<String>,
+}
+
+impl UpstreamConfig {
+    pub fn new(bin_dir: impl Into<PathBuf>) -> UpstreamConfig {
+        UpstreamConfig {
+            bin_dir: bin_dir.into(),
+            nodes: 3,
+            pod_start: Duration::from_millis(300),
+            apiserver_args: Vec::new(),
+        }
+    }
+}
+
+/// A running upstream control plane. Dropping it stops every process and removes its directory.
+pub struct Upstream {
+    url: String,
+    kubeconfig: String,
+    admin_token: String,
+    ca_pem: String,
+    audit_log: PathBuf,
+    processes: Arc<Mutex<Processes>>,
+    webhook: tokio::task::JoinHandle<()>,
+    dir: Option<tempfile::TempDir>,
+}
+
+/// The children, in start order, and how to start kube-apiserver again.
+struct Processes {
+    spawner: Spawner,
+    children: Vec<(&'static str, Child)>,
+    apiserver: Vec<String>,
+    bin_dir: PathBuf,
+    logs: PathBuf,
+}
+
+/// Spawns children from one thread that never ends: `PR_SET_PDEATHSIG` fires when the thread
+/// that forked a child exits, so a short-lived thread (tokio's blocking pool) would kill them early.
+#[derive(Clone)]
+struct Spawner(mpsc::Sender<(Command, mpsc::Sender<std::io::Result<Child>>)>);
+
+impl Spawner {
+    fn get() -> Spawner {
+        static SPAWNER: std::sync::OnceLock<Spawner> = std::sync::OnceLock::new();
+        SPAWNER
+            .get_or_init(|| {
+                let (send, receive) =
+                    mpsc::channel::<(Command, mpsc::Sender<std::io::Result<Child>>)>();
+                std::thread::Builder::new()
+                    .name("upstream-spawner".into())
+                    .spawn(move || {
+                        for (mut command, reply) in receive {
+                            let _ = reply.send(command.spawn());
+                        }
+                    })
+                    .expect("a thread can be started");
+                Spawner(send)
+            })
+            .clone()
+    }
+
+    fn spawn(&self, mut command: Command) -> std::io::Result<Child> {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl and getppid are async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent may have died before prctl: then nobody would end this child.
+                if libc::getppid() == 1 {
+                    return Err(std::io::Error::other("the parent is gone"));
+                }
+                Ok(())
+            });
+        }
+        let (reply, answer) = mpsc::channel();
+        self.0
+            .send((command, reply))
+            .map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
+        answer
+            .recv()
+            .map_err(|_| std::io::Error::other("the spawner thread is gone"))?
+    }
+}
+
+impl Processes {
+    fn start(&mut self, name: &'static str, bin: &Path, args: &[String]) -> Result<(), Error> {
+        let log_path = self.logs.join(format!("{name}.log"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| Error::io(format!("cannot open {}", log_path.display()), e))?;
+        let err = log
+            .try_clone()
+            .map_err(|e| Error::io("cannot duplicate a log file", e))?;
+        let mut command = Command::new(bin);
+        command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err);
+        let child = self
+            .spawner
+            .spawn(command)
+            .map_err(|e| Error::io(format!("cannot start {}", bin.display()), e))?;
+        self.children.push((name, child));
+        Ok(())
+    }
+
+    /// A child that has exited, with the end of its log: why the control plane is not ready.
+    fn exited(&mut self) -> Option<String> {
+        for (name, child) in &mut self.children {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(self.logs.join(format!("{name}.log")))
+                    .unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                return Some(format!("{name} exited ({status}):\n{}", tail.join("\n")));
+            }
+        }
+        None
+    }
+
+    /// SIGTERM to every child, last started first; SIGKILL to those still there after `grace`.
+    fn stop_all(&mut self, grace: Duration) {
+        for (_, child) in self.children.iter().rev() {
+            // SAFETY: sending a signal to our own child's pid.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + grace;
+        for (_, child) in self.children.iter_mut().rev() {
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.children.clear();
+    }
+
+    /// kube-apiserver killed with SIGKILL and started again with the same flags and port.
+    fn restart_apiserver(&mut self) -> Result<(), Error> {
+        if let Some(index) = self
+            .children
+            .iter()
+            .position(|(n, _)| *n == "kube-apiserver")
+        {
+            let (_, mut child) = self.children.remove(index);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let (args, bin) = (self.apiserver.clone(), self.bin_dir.join("kube-apiserver"));
+        self.start("kube-apiserver", &bin, &args)
+    }
+}
+
+fn free_port() -> Result<u16, Error> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| Error::io("cannot find a free loopback port", e))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| Error::io("cannot read a port", e))
+}
+
+fn write(path: &Path, contents: &str) -> Result<(), Error> {
+    std::fs::write(path, contents)
+        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
+}
+
+fn random_token() -> String {
+    (0..40).map(|_| fastrand::alphanumeric()).collect()
+}
+
+/// A kubeconfig with one user: the token of a component.
+fn component_kubeconfig(url: &str, ca_pem: &str, token: &str) -> String {
+    kubeconfig::render(url, Some(ca_pem), token, token)
+}
+
+/// Starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and the injector
+/// webhook; creates the Nodes, the `istio-system` namespace and Istio's webhook configuration of
+/// the default revision; returns once the Nodes are Ready and the controllers run. Must be
+/// called inside a Tokio runtime.
+pub async fn start(cfg: UpstreamConfig) -> Result<Upstream, Error> {
+    for bin in [
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kwok",
+    ] {
+        let path = cfg.bin_dir.join(bin);
+        if !path.is_file() {
+            return Err(Error::io(
+                format!("no {} (run sim/upstream/build.sh)", path.display()),
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
+        }
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("kube-sim-upstream-")
+        .tempdir()
+        .map_err(|e| Error::io("cannot make the control plane's directory", e))?;
+    let root = dir.path().to_path_buf();
+    let pki = pki::Pki::generate(&root)?;
+    let (etcd_port, peer_port, apiserver_port) = (free_port()?, free_port()?, free_port()?);
+    let url = format!("https://127.0.0.1:{apiserver_port}");
+
+    // Static bearer tokens: one per component, each a user the bootstrap RBAC knows.
+    let admin_token = random_token();
+    let [kcm_token, scheduler_token, kwok_token] = [random_token(), random_token(), random_token()];
+    write(
+        &root.join("tokens.csv"),
+        &format!(
+            "{admin_token},kube-sim:admin,kube-sim:admin,system:masters\n\
+             {kcm_token},system:kube-controller-manager,system:kube-controller-manager,\n\
+             {scheduler_token},system:kube-scheduler,system:kube-scheduler,\n\
+             {kwok_token},kwok,kwok,system:masters\n"
+        ),
+    )?;
+    let kubeconfig = kubeconfig::render(&url, Some(&pki.ca_pem), &admin_token, &admin_token);
+    for (name, token) in [
+        ("controller-manager", &kcm_token),
+        ("scheduler", &scheduler_token),
+        ("kwok", &kwok_token),
+    ] {
+        write(
+            &root.join(format!("{name}.kubeconfig")),
+            &component_kubeconfig(&url, &pki.ca_pem, token),
+        )?;
+    }
+    write(&root.join("audit-policy.yaml"), AUDIT_POLICY)?;
+    let pod_start_ms = cfg.pod_start.as_millis().to_string();
+    write(
+        &root.join("kwok.yaml"),
+        &include_str!("kwok.yaml").replace("POD_START_MS", &pod_start_ms),
+    )?;
+    let audit_log = root.join("audit.log");
+
+    let path = |p: &Path| p.display().to_string();
+    let at = |name: &str| root.join(name).display().to_string();
+    let apiserver = apiserver_args(&cfg, &pki, &root, etcd_port, apiserver_port);
+    let processes = Arc::new(Mutex::new(Processes {
+        spawner: Spawner::get(),
+        children: Vec::new(),
+        apiserver: apiserver.clone(),
+        bin_dir: cfg.bin_dir.clone(),
+        logs: root.clone(),
+    }));
+    let upstream_client = admin_client(&kubeconfig).await?;
+    let values_client = upstream_client.clone();
+    let values: webhook::ValuesSource = Arc::new(move |revision: String| {
+        let client = values_client.clone();
+        Box::pin(async move {
+            let name = injector::injector_configmap(&revision);
+            let path = format!("/api/v1/namespaces/{ISTIO_NAMESPACE}/configmaps/{name}");
+            match request(&client, "GET", &path, None).await {
+                Ok(configmap) => Ok(Some(injector::configmap_values(&configmap))),
+                Err(RequestError::Status(404, _)) => Ok(None),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    });
+    let (webhook_addr, webhook) =
+        webhook::serve(&pki.webhook_cert_pem, &pki.webhook_key_pem, values).await?;
+
+    let upstream = Upstream {
+        url: url.clone(),
+        kubeconfig,
+        admin_token,
+        ca_pem: pki.ca_pem.clone(),
+        audit_log,
+        processes: processes.clone(),
+        webhook,
+        dir: Some(dir),
+    };
+    let etcd = vec![
+        format!("--data-dir={}", at("etcd")),
+        format!("--listen-client-urls=http://127.0.0.1:{etcd_port}"),
+        format!("--advertise-client-urls=http://127.0.0.1:{etcd_port}"),
+        format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
+        format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
+        format!("--initial-cluster=default=http://127.0.0.1:{peer_port}"),
+        // A test cluster's data is thrown away: no fsync, which makes etcd far faster on a shared disk.
+        "--unsafe-no-fsync=true".into(),
+        "--log-level=warn".into(),
+    ];
+    let controller_manager = vec![
+        format!("--kubeconfig={}", at("controller-manager.kubeconfig")),
+        // Token controller and kube-root-ca.crt publisher: ServiceAccount tokens work in pods.
+        format!(
+            "--service-account-private-key-file={}",
+            path(&pki.service_account_key)
+        ),
+        format!("--root-ca-file={}", path(&pki.ca_cert)),
+        // Every controller acts as its own ServiceAccount, as in a real cluster's RBAC.
+        "--use-service-account-credentials=true".into(),
+        // A test cluster is not throttled by its own controller manager.
+        "--kube-api-qps=500".into(),
+        "--kube-api-burst=1000".into(),
+        "--leader-elect=false".into(),
+        // No serving port: nothing scrapes it, and two control planes must not collide.
+        "--secure-port=0".into(),
+    ];
+    let scheduler = vec![
+        format!("--kubeconfig={}", at("scheduler.kubeconfig")),
+        "--leader-elect=false".into(),
+        "--secure-port=0".into(),
+    ];
+    let kwok = vec![
+        format!("--kubeconfig={}", at("kwok.kubeconfig")),
+        format!("--config={}", at("kwok.yaml")),
+    ];
+    let bin = |name: &str| cfg.bin_dir.join(name);
+    {
+        let mut p = processes.lock().expect("not poisoned");
+        p.start("etcd", &bin("etcd"), &etcd)?;
+        p.start("kube-apiserver", &bin("kube-apiserver"), &apiserver)?;
+    }
+    upstream
+        .wait_ready(&upstream_client, Duration::from_secs(90))
+        .await?;
+    {
+        let mut p = processes.lock().expect("not poisoned");
+        p.start(
+            "kube-controller-manager",
+            &bin("kube-controller-manager"),
+            &controller_manager,
+        )?;
+        p.start("kube-scheduler", &bin("kube-scheduler"), &scheduler)?;
+        p.start("kwok", &bin("kwok"), &kwok)?;
+    }
+    upstream
+        .install(&upstream_client, &cfg, &format!("https://{webhook_addr}"))
+        .await?;
+    Ok(upstream)
+}
+
+/// kube-apiserver's flags, each needed for what DESIGN §5.1 asks of it.
+fn apiserver_args(
+    cfg: &UpstreamConfig,
+    pki: &pki::Pki,
+    root: &Path,
+    etcd_port: u16,
+    port: u16,
+) -> Vec<String> {
+    let path = |p: &Path| p.display().to_string();
+    let at = |name: &str| root.join(name).display().to_string();
+    let mut args = vec![
+        format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
+        "--bind-address=127.0.0.1".into(),
+        "--advertise-address=127.0.0.1".into(),
+        format!("--secure-port={port}"),
+        format!("--tls-cert-file={}", path(&pki.apiserver_cert)),
+        format!("--tls-private-key-file={}", path(&pki.apiserver_key)),
+        // Clients authenticate with the static tokens of tokens.csv, or ServiceAccount tokens.
+        format!("--token-auth-file={}", at("tokens.csv")),
+        format!("--client-ca-file={}", path(&pki.ca_cert)),
+        format!(
+            "--service-account-key-file={}",
+            path(&pki.service_account_pub)
+        ),
+        format!(
+            "--service-account-signing-key-file={}",
+            path(&pki.service_account_key)
+        ),
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+        "--service-cluster-ip-range=10.0.0.0/24".into(),
+        // As a real cluster: Node and RBAC authorization; the default admission plugins
+        // (PodSecurity, ServiceAccount, the webhooks among them) are on without a flag.
+        "--authorization-mode=Node,RBAC".into(),
+        // The request log of the upstream backend: one JSON line per request, written as it is answered.
+        format!("--audit-policy-file={}", at("audit-policy.yaml")),
+        format!("--audit-log-path={}", at("audit.log")),
+        "--audit-log-format=json".into(),
+        "--audit-log-mode=blocking".into(),
+        "--profiling=false".into(),
+    ];
+    args.extend(cfg.apiserver_args.iter().cloned());
+    args
+}
+
+/// Every request, at Metadata level (no bodies: Secrets never reach the log), once answered.
+const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+";
+
+/// An answer other than 2xx, or no answer.
+#[derive(Debug, thiserror::Error)]
+enum RequestError {
+    #[error("{0}: {1}")]
+    Status(u16, String),
+    #[error("{0}")]
+    Transport(String),
+}
+
+async fn admin_client(kubeconfig: &str) -> Result<kube::Client, Error> {
+    let config = kube::config::Kubeconfig::from_yaml(kubeconfig)
+        .map_err(|e| Error::Upstream(format!("the admin kubeconfig: {e}")))?;
+    let options = kube::config::KubeConfigOptions::default();
+    let mut config = kube::Config::from_custom_kubeconfig(config, &options)
+        .await
+        .map_err(|e| Error::Upstream(format!("the admin kubeconfig: {e}")))?;
+    config.read_timeout = Some(Duration::from_secs(10));
+    kube::Client::try_from(config).map_err(|e| Error::Upstream(format!("a client: {e}")))
+}
+
+async fn request(
+    client: &kube::Client,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<Value, RequestError> {
+    let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+    let request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json")
+        .body(body)
+        .map_err(|e| RequestError::Transport(e.to_string()))?;
+    match client.request_text(request).await {
+        Ok(text) => Ok(serde_json::from_str(&text).unwrap_or(Value::String(text))),
+        Err(kube::Error::Api(status)) => Err(RequestError::Status(status.code, status.message)),
+        Err(e) => Err(RequestError::Transport(e.to_string())),
+    }
+}
+
+impl Upstream {
+    /// kube-apiserver's URL, e.g. `https://127.0.0.1:41234`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A cluster-admin kubeconfig (YAML), with the contexts of kube-sim's
+    /// (`kube-sim` and `kube-sim-admin`), so the same tests address either backend.
+    pub fn kubeconfig(&self) -> &str {
+        &self.kubeconfig
+    }
+
+    pub fn write_kubeconfig(&self, path: impl AsRef<Path>) -> Result<(), Error> {
+        write(path.as_ref(), &self.kubeconfig)
+    }
+
+    /// The cluster-admin bearer token.
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// The CA that signed kube-apiserver's certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// kube-apiserver's audit log: one JSON object per answered request (`verb`, `requestURI`,
+    /// `responseStatus.code`, `userAgent`, `user.username`), the request log of this backend.
+    pub fn audit_log(&self) -> &Path {
+        &self.audit_log
+    }
+
+    /// The control plane's directory (certificates, kubeconfigs, each process's log).
+    pub fn dir(&self) -> &Path {
+        self.dir.as_ref().expect("until shutdown").path()
+    }
+
+    /// Kills kube-apiserver with SIGKILL and starts it again with the same flags and port; returns
+    /// once it is ready again.
+    pub async fn restart_apiserver(&self) -> Result<(), Error> {
+        self.processes
+            .lock()
+            .expect("not poisoned")
+            .restart_apiserver()?;
+        let client = admin_client(&self.kubeconfig).await?;
+        self.wait_ready(&client, Duration::from_secs(90)).await
+    }
+
+    async fn wait_ready(&self, client: &kube::Client, limit: Duration) -> Result<(), Error> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(why) = self.processes.lock().expect("not poisoned").exited() {
+                return Err(Error::Upstream(format!(
+                    "the control plane did not start: {why}"
+                )));
+            }
+            if let Ok(Value::String(ok)) = request(client, "GET", "/readyz", None).await
+                && ok.trim() == "ok"
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Upstream(format!(
+                    "kube-apiserver was not ready within {limit:?} (logs in {})",
+                    self.dir().display()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Nodes, `istio-system` and the default revision's webhooks; then waits for the Nodes to be
+    /// Ready and the controller manager to have made the `default` ServiceAccount.
+    async fn install(
+        &self,
+        client: &kube::Client,
+        cfg: &UpstreamConfig,
+        webhook_url: &str,
+    ) -> Result<(), Error> {
+        let fail =
+            |what: &str, e: RequestError| Error::Upstream(format!("cannot create {what}: {e}"));
+        for index in 0..cfg.nodes {
+            let node = json!({
+                "apiVersion": "v1", "kind": "Node",
+                "metadata": {
+                    "name": format!("kwok-node-{index}"),
+                    "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                    "labels": {"kubernetes.io/hostname": format!("kwok-node-{index}"),
+                               "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64", "type": "kwok"},
+                },
+            });
+            request(client, "POST", "/api/v1/nodes", Some(&node))
+                .await
+                .map_err(|e| fail("a Node", e))?;
+        }
+        let namespace =
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ISTIO_NAMESPACE}});
+        request(client, "POST", "/api/v1/namespaces", Some(&namespace))
+            .await
+            .map_err(|e| fail("istio-system", e))?;
+        let webhooks = webhook::istio_webhook_configuration("default", webhook_url, &self.ca_pem);
+        self.add_webhook_configuration_with(client, &webhooks)
+            .await?;
+
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Some(why) = self.processes.lock().expect("not poisoned").exited() {
+                return Err(Error::Upstream(format!(
+                    "the control plane did not start: {why}"
+                )));
+            }
+            let nodes = request(client, "GET", "/api/v1/nodes", None).await;
+            let ready = nodes.as_ref().map_or(0, |n| {
+                n["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|node| {
+                        node["status"]["conditions"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    })
+                    .count()
+            });
+            let service_account = request(
+                client,
+                "GET",
+                "/api/v1/namespaces/default/serviceaccounts/default",
+                None,
+            )
+            .await;
+            if ready == cfg.nodes && service_account.is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Upstream(format!(
+                    "{ready} of {} Nodes Ready, the default ServiceAccount {}, after 90 s (logs in {})",
+                    cfg.nodes,
+                    if service_account.is_ok() {
+                        "made"
+                    } else {
+                        "not made"
+                    },
+                    self.dir().display()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn add_webhook_configuration_with(
+        &self,
+        client: &kube::Client,
+        configuration: &Value,
+    ) -> Result<(), Error> {
+        request(
+            client,
+            "POST",
+            "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+            Some(configuration),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| Error::Upstream(format!("cannot create the webhook configuration: {e}")))
+    }
+
+    /// Stops every process (SIGTERM, then SIGKILL after 5 s) and removes the directory.
+    pub async fn shutdown(mut self) {
+        let processes = self.processes.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            processes
+                .lock()
+                .expect("not poisoned")
+                .stop_all(Duration::from_secs(5))
+        })
+        .await;
+        self.webhook.abort();
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.close();
+        }
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.webhook.abort();
+        if let Ok(mut processes) = self.processes.lock() {
+            processes.stop_all(Duration::ZERO);
+        }
+    }
+}
