@@ -2,6 +2,7 @@
 //! against it, and waiting on conditions with a timeout instead of sleeping.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod backend;
 pub mod faultproxy;
 
 use std::path::{Path, PathBuf};

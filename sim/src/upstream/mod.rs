@@ -632,6 +632,18 @@ impl Upstream {
         .map_err(|e| Error::Upstream(format!("cannot create the webhook configuration: {e}")))
     }
 
+    /// Kills every process at once and removes the directory, for a handle that is never dropped
+    /// (a test binary's shared control plane, stopped at exit).
+    pub fn kill(&self) {
+        self.webhook.abort();
+        if let Ok(mut processes) = self.processes.lock() {
+            processes.stop_all(Duration::ZERO);
+        }
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir.path());
+        }
+    }
+
     /// Stops every process (SIGTERM, then SIGKILL after 5 s) and removes the directory.
     pub async fn shutdown(mut self) {
         let processes = self.processes.clone();

@@ -1,0 +1,520 @@
+//! One scenario, two backends: kube-sim, or the upstream control plane (real kube-apiserver,
+//! controllers, scheduler, kwok; DESIGN §5.1). A test is written once against [`Scenario`] and
+//! run on both with [`on_both_backends!`].
+//!
+//! A scenario is set up as it happens in a cluster: Istio's control plane installed at the old
+//! version ([`OLD`]), the workloads created (their pods injected by the webhook at that
+//! version), then the control plane upgraded ([`NEW`]), then the tool run.
+//!
+//! kube-sim starts in milliseconds, so each scenario gets its own. The upstream control plane
+//! takes seconds, so a test binary starts one and its scenarios take turns on it (they share
+//! `istio-system`); each turn begins by deleting the namespaces the last one left.
+
+use std::io::{BufRead, Seek};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use kube_sim::upstream::{Upstream, UpstreamConfig};
+use kube_sim::{RequestRecord, Sim, SimConfig};
+use serde_json::Value;
+
+use super::root;
+
+pub const OLD: &str = "1.23.2";
+pub const NEW: &str = "1.24.1";
+pub const HUB: &str = "europe-docker.pkg.dev/kyma-project/prod/external/istio";
+
+/// Which API server a scenario runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sim,
+    Upstream,
+}
+
+/// Runs `async fn NAME(backend: Backend)` as two tests, `NAME::sim` and `NAME::upstream`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sim() {
+                super::$name($crate::support::backend::Backend::Sim).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn upstream() {
+                if $crate::support::backend::upstream_available() {
+                    super::$name($crate::support::backend::Backend::Upstream).await
+                }
+            }
+        }
+    )*};
+}
+
+/// The namespaces every cluster has, which a scenario never deletes.
+const SYSTEM_NAMESPACES: [&str; 5] = [
+    "default",
+    "kube-system",
+    "kube-public",
+    "kube-node-lease",
+    "istio-system",
+];
+
+/// The test binary's upstream control plane and the lock its scenarios take turns with.
+struct ControlPlane {
+    upstream: Arc<Upstream>,
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+static CONTROL_PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
+
+/// Stops the shared control plane when the test binary exits (statics are never dropped);
+/// its processes also die with the binary if it is killed (`PR_SET_PDEATHSIG`).
+extern "C" fn stop_control_plane() {
+    if let Some(Ok(plane)) = CONTROL_PLANE.get() {
+        plane.upstream.kill();
+    }
+}
+
+/// The binaries `sim/upstream/build.sh` builds (first when its cache lacks them), or
+/// `KUBE_SIM_UPSTREAM_BIN`.
+fn bin_dir() -> Result<PathBuf, String> {
+    if let Ok(dir) = std::env::var("KUBE_SIM_UPSTREAM_BIN") {
+        return Ok(PathBuf::from(dir));
+    }
+    let script = root().join("sim/upstream/build.sh");
+    let output = std::process::Command::new("bash")
+        .arg(&script)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    match (output.status.success(), stdout.lines().last()) {
+        (true, Some(dir)) => Ok(PathBuf::from(dir.trim())),
+        _ => Err(format!(
+            "{} failed ({}): {}",
+            script.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )),
+    }
+}
+
+fn control_plane() -> &'static ControlPlane {
+    let plane = CONTROL_PLANE.get_or_init(|| {
+        let bin = bin_dir()?;
+        let (send, receive) = std::sync::mpsc::channel();
+        // Its own runtime, for as long as the binary runs: the webhook serves every test.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+            runtime.block_on(async move {
+                let started = kube_sim::upstream::start(UpstreamConfig::new(bin)).await;
+                let _ = send.send(started.map(Arc::new).map_err(|e| e.to_string()));
+                std::future::pending::<()>().await;
+            });
+        });
+        let upstream = receive
+            .recv()
+            .map_err(|_| "the control plane's thread ended".to_string())??;
+        // SAFETY: registers a function without arguments that only signals children.
+        unsafe { libc::atexit(stop_control_plane) };
+        Ok(ControlPlane {
+            upstream,
+            turn: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    });
+    match plane {
+        Ok(plane) => plane,
+        Err(e) => panic!("the upstream control plane did not start: {e}"),
+    }
+}
+
+/// Whether upstream scenarios can run: the Go toolchain is there (or the binaries are). Without
+/// it they are skipped with a line on stderr, except in CI (`CI=true`), where that fails.
+pub fn upstream_available() -> bool {
+    let have_binaries = std::env::var("KUBE_SIM_UPSTREAM_BIN").is_ok();
+    let have_go = std::process::Command::new("go")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if have_binaries || have_go {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true: the upstream backend needs Go to build its components (sim/upstream/build.sh)"
+    );
+    eprintln!(
+        "SKIPPED on the upstream backend: no Go toolchain to build it (sim/upstream/build.sh)"
+    );
+    false
+}
+
+/// One test's cluster, on either backend.
+pub struct Scenario {
+    pub backend: Backend,
+    pub dir: tempfile::TempDir,
+    /// Contexts `kube-sim` (the tool's) and `kube-sim-admin` (observing), on both backends.
+    pub kubeconfig: PathBuf,
+    sim: Option<Sim>,
+    upstream: Option<Arc<Upstream>>,
+    audit_offset: u64,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Scenario {
+    /// A cluster with Istio's control plane at [`OLD`]: istiod Ready and the injector
+    /// ConfigMap, and (upstream) nothing left of an earlier scenario.
+    pub async fn start(backend: Backend) -> Scenario {
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        let mut scenario = match backend {
+            Backend::Sim => {
+                let sim = kube_sim::start(SimConfig {
+                    pod_start: Duration::from_millis(100),
+                    ..SimConfig::default()
+                })
+                .await
+                .expect("kube-sim starts");
+                sim.write_kubeconfig(&kubeconfig).unwrap();
+                Scenario {
+                    backend,
+                    dir,
+                    kubeconfig,
+                    sim: Some(sim),
+                    upstream: None,
+                    audit_offset: 0,
+                    _turn: None,
+                }
+            }
+            Backend::Upstream => {
+                let plane = tokio::task::spawn_blocking(control_plane).await.unwrap();
+                let turn = plane.turn.clone().lock_owned().await;
+                plane.upstream.write_kubeconfig(&kubeconfig).unwrap();
+                Scenario {
+                    backend,
+                    dir,
+                    kubeconfig,
+                    sim: None,
+                    upstream: Some(plane.upstream.clone()),
+                    audit_offset: 0,
+                    _turn: Some(turn),
+                }
+            }
+        };
+        scenario.delete_leftovers().await;
+        scenario.install_istio(OLD).await;
+        scenario.forget_requests();
+        scenario
+    }
+
+    /// Deletes every namespace an earlier scenario made and waits until they are gone.
+    async fn delete_leftovers(&self) {
+        let leftovers: Vec<String> = self
+            .names("namespaces", None)
+            .into_iter()
+            .filter(|n| !SYSTEM_NAMESPACES.contains(&n.as_str()))
+            .collect();
+        if leftovers.is_empty() {
+            return;
+        }
+        let mut args = vec!["delete", "namespace", "--wait=false"];
+        args.extend(leftovers.iter().map(String::as_str));
+        self.kubectl_ok(&args);
+        self.await_condition(
+            Duration::from_secs(120),
+            "earlier scenarios' namespaces to go",
+            || {
+                let names = self.names("namespaces", None);
+                !leftovers.iter().any(|l| names.contains(l))
+            },
+        )
+        .await;
+    }
+
+    /// Installs (or upgrades to) `version`: the injector ConfigMap, and istiod, waited for.
+    pub async fn install_istio(&self, version: &str) {
+        self.apply(&istio_control_plane(version));
+        self.rollout_status("istio-system", "deployment/istiod")
+            .await;
+    }
+
+    /// `kubectl apply -f` of a manifest (YAML, several documents).
+    pub fn apply(&self, manifest: &str) {
+        static APPLIED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let count = APPLIED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = self.dir.path().join(format!("manifest-{count}.yaml"));
+        std::fs::write(&path, manifest).unwrap();
+        self.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
+    }
+
+    /// A manifest of `tests/scenarios/`.
+    pub fn apply_file(&self, name: &str) {
+        let manifest = std::fs::read_to_string(root().join("tests/scenarios").join(name)).unwrap();
+        self.apply(&manifest);
+    }
+
+    /// Waits for `kubectl rollout status` of a workload to succeed.
+    pub async fn rollout_status(&self, namespace: &str, workload: &str) {
+        self.await_condition(
+            Duration::from_secs(90),
+            &format!("{namespace} {workload} to roll out"),
+            || {
+                self.kubectl(&[
+                    "rollout",
+                    "status",
+                    "-n",
+                    namespace,
+                    workload,
+                    "--timeout=5s",
+                ])
+                .status
+                .success()
+            },
+        )
+        .await;
+    }
+
+    /// Waits until the namespace has `count` pods, none terminating, every one Running and Ready
+    /// (what a workload's pods are before the upgrade).
+    pub async fn await_pods_ready(&self, namespace: &str, count: usize) {
+        self.await_condition(
+            Duration::from_secs(90),
+            &format!("{count} Ready pods in {namespace}"),
+            || {
+                let pods = self.kubectl_json(&["get", "pods", "-n", namespace]);
+                let pods = pods["items"].as_array().cloned().unwrap_or_default();
+                pods.len() == count && pods.iter().all(is_ready)
+            },
+        )
+        .await;
+    }
+
+    /// Polls `condition` every 100 ms until it holds; panics after `timeout`.
+    pub async fn await_condition(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut condition: impl FnMut() -> bool,
+    ) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !condition() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{:?}: timed out after {timeout:?} waiting for {what}",
+                self.backend
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// kubectl as the admin (never subject to the RBAC a test sets up).
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--context")
+            .arg(kube_sim::kubeconfig::ADMIN_CONTEXT)
+            .args(args)
+            .output()
+            .expect("kubectl runs")
+    }
+
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let output = self.kubectl(args);
+        assert!(
+            output.status.success(),
+            "{:?}: kubectl {args:?}: {}",
+            self.backend,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).to_string()
+    }
+
+    pub fn kubectl_json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.kubectl_ok(&all)).unwrap()
+    }
+
+    /// The names of the objects of a resource.
+    pub fn names(&self, resource: &str, namespace: Option<&str>) -> Vec<String> {
+        let mut args = vec!["get", resource];
+        if let Some(namespace) = namespace {
+            args.extend(["-n", namespace]);
+        }
+        let list = self.kubectl_json(&args);
+        list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["metadata"]["name"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// The tool, with the scenario's kubeconfig, never left running.
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        self.command_with(args, &self.kubeconfig)
+    }
+
+    /// The tool with another kubeconfig (a ServiceAccount's, say).
+    pub fn command_with(&self, args: &[&str], kubeconfig: &Path) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_istio-proxy-reset"));
+        command.current_dir(root()).kill_on_drop(true);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("ISTIO_PROXY_RESET_") || key == "KUBECONFIG" {
+                command.env_remove(key);
+            }
+        }
+        command.args(args).arg("--kubeconfig").arg(kubeconfig);
+        command
+    }
+
+    pub async fn tool(&self, args: &[&str]) -> Output {
+        let output = self.command(args).output();
+        tokio::time::timeout(Duration::from_secs(180), output)
+            .await
+            .expect("the tool finishes within three minutes")
+            .expect("the tool runs")
+    }
+
+    /// `run` with the report as JSON on stdout: (exit code, report, stderr).
+    pub async fn run(&self, extra: &[&str]) -> (Option<i32>, Value, String) {
+        let mut args = vec!["run", "--format", "json", "--rollout-timeout", "60s"];
+        args.extend_from_slice(extra);
+        let output = self.tool(&args).await;
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!("{:?}: no JSON report ({e}); stderr: {stderr}", self.backend)
+        });
+        (output.status.code(), report, stderr)
+    }
+
+    /// From now on, [`Scenario::tool_requests`] lists only later requests.
+    pub fn forget_requests(&mut self) {
+        match (&self.sim, &self.upstream) {
+            (Some(sim), _) => sim.clear_requests(),
+            (None, Some(upstream)) => {
+                self.audit_offset = std::fs::metadata(upstream.audit_log()).map_or(0, |m| m.len())
+            }
+            (None, None) => unreachable!("a scenario has a backend"),
+        }
+    }
+
+    /// The requests the tool made since the scenario was set up (kubectl's and the
+    /// controllers' left out): kube-sim's request log, or kube-apiserver's audit log.
+    pub fn tool_requests(&self) -> Vec<RequestRecord> {
+        match (&self.sim, &self.upstream) {
+            (Some(sim), _) => sim
+                .requests()
+                .into_iter()
+                .filter(|r| !r.user_agent.starts_with("kubectl"))
+                .collect(),
+            (None, Some(upstream)) => audited_requests(upstream.audit_log(), self.audit_offset),
+            (None, None) => unreachable!("a scenario has a backend"),
+        }
+    }
+
+    /// The tool's requests that change a workload or a pod: restarts and evictions.
+    pub fn workload_writes(&self) -> Vec<RequestRecord> {
+        self.tool_requests()
+            .into_iter()
+            .filter(|r| r.method != "GET")
+            .filter(|r| !r.path.contains("/events") && !r.path.contains("/configmaps"))
+            .collect()
+    }
+
+    /// The upstream control plane, for what only it has (restarting kube-apiserver).
+    pub fn upstream(&self) -> Option<&Upstream> {
+        self.upstream.as_deref()
+    }
+}
+
+pub fn is_ready(pod: &Value) -> bool {
+    pod["metadata"]["deletionTimestamp"].is_null()
+        && pod["status"]["phase"] == "Running"
+        && pod["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+/// The requests in kube-apiserver's audit log after `offset` bytes that the admin made with
+/// another client than kubectl (the tool), in kube-sim's request-log form.
+fn audited_requests(log: &Path, offset: u64) -> Vec<RequestRecord> {
+    let Ok(mut file) = std::fs::File::open(log) else {
+        return Vec::new();
+    };
+    file.seek(std::io::SeekFrom::Start(offset)).unwrap();
+    std::io::BufReader::new(file)
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|line| serde_json::from_str::<Value>(&line).ok())
+        .filter(|event| event["user"]["username"] == "kube-sim:admin")
+        .filter(|event| {
+            !event["userAgent"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("kubectl")
+        })
+        .map(|event| {
+            let uri = event["requestURI"].as_str().unwrap_or("");
+            let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+            let method = match event["verb"].as_str().unwrap_or("") {
+                "get" | "list" | "watch" => "GET",
+                "create" => "POST",
+                "update" => "PUT",
+                "patch" => "PATCH",
+                "delete" | "deletecollection" => "DELETE",
+                other => other,
+            };
+            RequestRecord {
+                method: method.to_string(),
+                path: path.to_string(),
+                query: query.to_string(),
+                status: event["responseStatus"]["code"].as_u64().unwrap_or(0) as u16,
+                user_agent: event["userAgent"].as_str().unwrap_or("").to_string(),
+            }
+        })
+        .collect()
+}
+
+/// Istio's control plane at `version` as Kyma installs it: the default revision's injector
+/// ConfigMap and one istiod (`app=istiod`, container `discovery`).
+pub fn istio_control_plane(version: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Namespace
+metadata: {{name: istio-system}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: istio-sidecar-injector
+  namespace: istio-system
+  labels: {{app: sidecar-injector, istio.io/rev: default}}
+data:
+  values: '{{"global": {{"hub": "{HUB}", "tag": "{version}-distroless", "proxy": {{"image": "proxyv2"}}}}}}'
+  config: 'policy: enabled'
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: istiod
+  namespace: istio-system
+  labels: {{app: istiod, istio.io/rev: default}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: istiod, istio.io/rev: default}}}}
+  template:
+    metadata:
+      labels: {{app: istiod, istio.io/rev: default, istio: pilot}}
+      annotations: {{sidecar.istio.io/inject: "false"}}
+    spec:
+      containers:
+      - name: discovery
+        image: {HUB}/pilot:{version}-distroless
+"#
+    )
+}
