@@ -6,6 +6,7 @@ mod support;
 
 use std::collections::BTreeMap;
 
+use serde_json::Value;
 use support::backend::{Backend, HUB, NEW, OLD, Scenario};
 use support::workload;
 
@@ -174,3 +175,260 @@ async fn run_renews_every_restartable_proxy_once(backend: Backend) {
 }
 
 on_both_backends!(run_renews_every_restartable_proxy_once);
+
+/// A namespace `shop` with injection and `workloads` (YAML documents), created at the old version
+/// with `pods` pods Ready.
+async fn shop_upgraded(backend: Backend, workloads: &str, pods: usize) -> Scenario {
+    let scenario = Scenario::start(backend).await;
+    scenario.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: shop, labels: {{istio-injection: enabled}}}}\n---\n{workloads}"
+    ));
+    scenario.await_pods_ready("shop", pods).await;
+    scenario.install_istio(NEW).await;
+    scenario
+}
+
+fn deployment(name: &str, replicas: u32) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: shop}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      containers: [{{name: {name}, image: shop/{name}:1.0.0}}]\n---\n"
+    )
+}
+
+async fn a_rollout_that_never_gets_ready_fails_at_its_timeout_and_the_run_goes_on(
+    backend: Backend,
+) {
+    let workloads = deployment("orders", 2) + &deployment("cart", 1);
+    let scenario = Scenario::start(backend).await;
+    scenario.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: shop, labels: {{istio-injection: enabled}}}}\n---\n{workloads}"
+    ));
+    scenario.await_pods_ready("shop", 3).await;
+    // A rollout already stuck before the upgrade: its new pods never get Ready, the old serve.
+    scenario.kubectl_ok(&[
+        "patch", "deployment", "orders", "-n", "shop", "--type", "merge", "-p",
+        r#"{"spec":{"template":{"metadata":{"annotations":{"kube-sim.kyma-project.io/never-ready":"true"}}}}}"#,
+    ]);
+    scenario
+        .await_condition(
+            std::time::Duration::from_secs(60),
+            "a pod that never gets Ready",
+            || pods(&scenario, "shop").len() == 4,
+        )
+        .await;
+    scenario.install_istio(NEW).await;
+
+    let (code, report, stderr) = scenario.run(&["--rollout-timeout", "8s"]).await;
+    assert_eq!(code, Some(3), "{backend:?}: {stderr}");
+    let orders = workload(&report, "Deployment", "shop", "orders");
+    assert_eq!(orders["status"], "failed", "{backend:?}: {orders}");
+    let reason = orders["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("did not finish within 8s") || reason.contains("ProgressDeadlineExceeded"),
+        "{backend:?}: {reason}"
+    );
+    assert_eq!(
+        orders["runbook"],
+        "runbooks/recovery.md#a-rollout-failed-or-timed-out"
+    );
+    assert_eq!(
+        workload(&report, "Deployment", "shop", "cart")["status"],
+        "completed"
+    );
+}
+
+on_both_backends!(a_rollout_that_never_gets_ready_fails_at_its_timeout_and_the_run_goes_on);
+
+const REDIS_ON_DELETE: &str = "apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: redis, namespace: shop}
+spec:
+  replicas: 3
+  serviceName: redis
+  updateStrategy: {type: OnDelete}
+  selector: {matchLabels: {app: redis}}
+  template:
+    metadata: {labels: {app: redis}}
+    spec:
+      containers: [{name: redis, image: redis:7.2}]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: redis, namespace: shop}
+spec:
+  minAvailable: 3
+  selector: {matchLabels: {app: redis}}
+";
+
+async fn a_pod_disruption_budget_blocks_an_eviction_until_it_allows_it(backend: Backend) {
+    let scenario = shop_upgraded(backend, REDIS_ON_DELETE, 3).await;
+    // The disruption controller has counted the pods: no disruption allowed.
+    scenario
+        .await_condition(
+            std::time::Duration::from_secs(30),
+            "the PDB's status",
+            || {
+                let pdb = scenario.kubectl_json(&["get", "pdb", "-n", "shop", "redis"]);
+                pdb["status"]["currentHealthy"] == 3 && pdb["status"]["disruptionsAllowed"] == 0
+            },
+        )
+        .await;
+
+    let (code, report, stderr) = scenario.run(&["--rollout-timeout", "3s"]).await;
+    assert_eq!(code, Some(3), "{backend:?}: {stderr}");
+    let redis = workload(&report, "StatefulSet", "shop", "redis");
+    assert_eq!(redis["status"], "failed", "{backend:?}");
+    assert_eq!(
+        redis["runbook"],
+        "runbooks/recovery.md#an-eviction-blocked-by-a-poddisruptionbudget"
+    );
+    let refused = |s: &Scenario| {
+        s.tool_requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/redis-2/eviction") && r.status == 429)
+            .count()
+    };
+    assert!(
+        refused(&scenario) > 0,
+        "{backend:?}: {:?}",
+        scenario.workload_writes()
+    );
+    assert_eq!(
+        pods(&scenario, "shop").len(),
+        3,
+        "{backend:?}: nothing was evicted"
+    );
+
+    // Blocked, then the budget is relaxed while the run waits: it goes through.
+    let mut command = scenario.command(&["run", "--format", "json", "--rollout-timeout", "90s"]);
+    let run = tokio::spawn(async move { command.output().await.unwrap() });
+    let blocked_before = refused(&scenario);
+    scenario
+        .await_condition(
+            std::time::Duration::from_secs(30),
+            "a refused eviction",
+            || refused(&scenario) > blocked_before,
+        )
+        .await;
+    scenario.kubectl_ok(&[
+        "patch",
+        "pdb",
+        "-n",
+        "shop",
+        "redis",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"minAvailable":2}}"#,
+    ]);
+    let output = tokio::time::timeout(std::time::Duration::from_secs(120), run)
+        .await
+        .unwrap()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{backend:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        workload(&report, "StatefulSet", "shop", "redis")["status"],
+        "completed"
+    );
+    for (pod, (_, proxy)) in pods(&scenario, "shop") {
+        assert_eq!(proxy, Some(new_proxy()), "{backend:?} {pod}");
+    }
+}
+
+on_both_backends!(a_pod_disruption_budget_blocks_an_eviction_until_it_allows_it);
+
+async fn a_failed_gate_restarts_nothing(backend: Backend) {
+    let scenario = Scenario::start(backend).await;
+    scenario.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: shop, labels: {{istio-injection: enabled}}}}\n---\n{}",
+        deployment("orders", 1)
+    ));
+    scenario.await_pods_ready("shop", 1).await;
+    // An upgrade half done: the injector says the new version, istiod still runs the old one.
+    scenario.apply(&support::backend::istio_injector(NEW));
+
+    let (code, report, stderr) = scenario.run(&[]).await;
+    assert_eq!(code, Some(2), "{backend:?}: {stderr}");
+    assert_eq!(report["controlPlane"]["gate"]["passed"], false);
+    assert!(
+        scenario.workload_writes().is_empty(),
+        "{backend:?}: {:?}",
+        scenario.workload_writes()
+    );
+    let orders = workload(&report, "Deployment", "shop", "orders");
+    assert_eq!(orders["status"], "skipped");
+    assert_eq!(
+        orders["runbook"],
+        "runbooks/recovery.md#the-control-plane-gate-failed"
+    );
+}
+
+on_both_backends!(a_failed_gate_restarts_nothing);
+
+/// Successful restart patches per workload path.
+fn successful_patches(scenario: &Scenario) -> BTreeMap<String, usize> {
+    let mut patches = BTreeMap::new();
+    for request in scenario.workload_writes() {
+        if request.method == "PATCH" && request.status < 300 {
+            *patches.entry(request.path).or_default() += 1;
+        }
+    }
+    patches
+}
+
+async fn a_run_killed_midway_finishes_on_the_next_without_restarting_twice(backend: Backend) {
+    let scenario = every_action_upgraded(backend).await;
+    let mut first = scenario
+        .command(&[
+            "run",
+            "--format",
+            "json",
+            "--rollout-timeout",
+            "60s",
+            "--concurrency",
+            "2",
+        ])
+        .spawn()
+        .unwrap();
+    scenario
+        .await_condition(
+            std::time::Duration::from_secs(60),
+            "the first restarts",
+            || successful_patches(&scenario).len() >= 2,
+        )
+        .await;
+    first.kill().await.unwrap(); // SIGKILL: no chance to clean up
+    let _ = first.wait().await;
+
+    let (code, report, stderr) = scenario.run(&[]).await;
+    assert_eq!(code, Some(0), "{backend:?}: {stderr}");
+    assert!(
+        report["workloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["action"] == "manual" || w["status"] == "completed"),
+        "{backend:?}: {report}"
+    );
+    let patches = successful_patches(&scenario);
+    assert!(
+        patches.values().all(|n| *n == 1),
+        "{backend:?}: {patches:#?}"
+    );
+    let (_, last, _) = scenario.run(&[]).await;
+    assert!(
+        last["workloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["action"] == "manual"),
+        "{backend:?}: {last}"
+    );
+}
+
+on_both_backends!(a_run_killed_midway_finishes_on_the_next_without_restarting_twice);

@@ -483,6 +483,12 @@ fn audited_requests(log: &Path, offset: u64) -> Vec<RequestRecord> {
 /// Istio's control plane at `version` as Kyma installs it: the default revision's injector
 /// ConfigMap and one istiod (`app=istiod`, container `discovery`).
 pub fn istio_control_plane(version: &str) -> String {
+    format!("{}---\n{}", istio_injector(version), istiod(version))
+}
+
+/// The default revision's injector ConfigMap, injecting `version` (and the `istio-system`
+/// namespace, which kube-sim does not have until it is made).
+pub fn istio_injector(version: &str) -> String {
     format!(
         r#"apiVersion: v1
 kind: Namespace
@@ -497,8 +503,14 @@ metadata:
 data:
   values: '{{"global": {{"hub": "{HUB}", "tag": "{version}-distroless", "proxy": {{"image": "proxyv2"}}}}}}'
   config: 'policy: enabled'
----
-apiVersion: apps/v1
+"#
+    )
+}
+
+/// istiod of the default revision at `version`.
+pub fn istiod(version: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: istiod

@@ -29,6 +29,10 @@ struct ManagedPod {
     runs_to_completion: bool,
 }
 
+/// The pod annotation (from its template) that keeps a pod Running and never Ready: the knob
+/// the upstream control plane's kwok Stages honour too, so a scenario can use it on both.
+pub const NEVER_READY_ANNOTATION: &str = "kube-sim.kyma-project.io/never-ready";
+
 #[derive(Default)]
 pub struct Kubelet {
     pods: HashMap<Key, ManagedPod>,
@@ -49,7 +53,9 @@ impl Kubelet {
         if known || phase != "Pending" || has_conditions || meta::is_terminating(pod) {
             return;
         }
+        let never_ready = meta::annotation(pod, NEVER_READY_ANNOTATION) == Some("true");
         let behaviour = match meta::annotation(pod, NEW_PODS_ANNOTATION) {
+            _ if never_ready => Behaviour::CrashLoop,
             Some("crash-loop") => Behaviour::CrashLoop,
             Some("unschedulable") => Behaviour::Unschedulable,
             _ => Behaviour::Start,
