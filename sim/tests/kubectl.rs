@@ -318,6 +318,26 @@ fn apply_creates_then_configures_from_a_file() {
 }
 
 #[test]
+fn apply_takes_a_list_as_kubectl_get_prints_it() {
+    // kubectl validates a `kind: List` on the client against /openapi/v2 before it applies
+    // the items one by one.
+    let sim = SimProcess::start(&list(vec![]), &[]);
+    let file = sim.dir.path().join("list.json");
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "shop"},
+         "data": {"a": "1"}},
+    ]});
+    std::fs::write(&file, list.to_string()).unwrap();
+    let applied = ok(sim.kubectl(&["apply", "-f", file.to_str().unwrap()]));
+    assert!(applied.contains("configmap/cfg created"), "{applied}");
+    assert_eq!(
+        ok(sim.kubectl(&["get", "cm", "cfg", "-n", "shop", "-o", "jsonpath={.data.a}"])),
+        "1"
+    );
+}
+
+#[test]
 fn typed_create_commands_send_protobuf_and_work() {
     let sim = SimProcess::start(&list(vec![]), &[]);
     ok(sim.kubectl(&["create", "namespace", "shop"]));

@@ -184,6 +184,12 @@ async fn dispatch(
         }
         Route::GroupList => return Ok(json_response(200, &discovery::group_list())),
         Route::OpenApiIndex => return Ok(json_response(200, &discovery::openapi_index())),
+        Route::OpenApiV2 => {
+            return Ok(Response::builder()
+                .header(header::CONTENT_TYPE, discovery::OPENAPI_V2_PROTOBUF)
+                .body(Body::from(discovery::OPENAPI_V2_EMPTY))
+                .unwrap_or_default());
+        }
         Route::OpenApi(gv_path) => {
             return discovery::openapi_group_version(&gv_path)
                 .map(|doc| json_response(200, &doc))

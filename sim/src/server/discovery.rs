@@ -167,6 +167,15 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     )
 }
 
+/// `/openapi/v2` as kubectl asks for it (protobuf, gnostic's `openapi_v2.Document`).
+pub const OPENAPI_V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// An OpenAPI v2 document with no definitions: field 1 (`swagger`) = "2.0". kubectl validates a
+/// `kind: List` on the client against it; a kind it has no schema for is not validated there
+/// (each item is then validated by the server, as `fieldValidation` says), where a 404 made
+/// `kubectl apply -f` of a List fail.
+pub const OPENAPI_V2_EMPTY: &[u8] = b"\x0a\x032.0";
+
 /// `/openapi/v3`: the index of the per-group-version documents.
 pub fn openapi_index() -> Value {
     let mut paths = serde_json::Map::new();

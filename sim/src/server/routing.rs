@@ -14,6 +14,7 @@ pub(super) enum Route {
     Group(String),
     Resources(String, String),
     OpenApiIndex,
+    OpenApiV2,
     OpenApi(String),
     Object(Target),
 }
@@ -43,6 +44,7 @@ pub(super) fn route(path: &str) -> Result<Route, ApiError> {
         ["api", "v1"] => Ok(Route::Resources(String::new(), "v1".into())),
         ["api", "v1", rest @ ..] => target("", "v1", rest).map(Route::Object),
         ["apis"] => Ok(Route::GroupList),
+        ["openapi", "v2"] => Ok(Route::OpenApiV2),
         ["openapi", "v3"] => Ok(Route::OpenApiIndex),
         ["openapi", "v3", rest @ ..] => Ok(Route::OpenApi(rest.join("/"))),
         ["apis", group] => Ok(Route::Group(group.to_string())),
