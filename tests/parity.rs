@@ -6,19 +6,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::backend::{Backend, NEW, Scenario, upstream_available};
-
-/// The every-action scenario upgraded (as `tests/upgrade.rs` sets it up).
-async fn upgraded(backend: Backend) -> Scenario {
-    let scenario = Scenario::start(backend).await;
-    scenario.apply_file("every-action.yaml");
-    for (namespace, pods) in [("kyma-system", 1), ("shop", 11), ("monitoring", 6)] {
-        scenario.await_pods_ready(namespace, pods).await;
-    }
-    scenario.kubectl_ok(&["rollout", "pause", "-n", "shop", "deployment/catalog"]);
-    scenario.install_istio(NEW).await;
-    scenario
-}
+use support::backend::{Backend, Scenario, upstream_available};
 
 /// What a report says, without what differs by construction: times, pod names, the source of
 /// the control plane's version (which names pods).
@@ -96,7 +84,7 @@ async fn plan_and_run_reports_agree_on_both_backends() {
     }
     let mut reports = Vec::new();
     for backend in [Backend::Sim, Backend::Upstream] {
-        let scenario = upgraded(backend).await;
+        let scenario = Scenario::every_action_upgraded(backend).await;
         let plan = scenario.tool(&["plan", "--format", "json"]).await;
         assert_eq!(
             plan.status.code(),

@@ -40,28 +40,6 @@ fn pods(scenario: &Scenario, namespace: &str) -> BTreeMap<String, (String, Optio
         .collect()
 }
 
-/// `tests/scenarios/every-action.yaml` created at the old version, every pod Ready, `catalog`
-/// paused, then the control plane upgraded.
-async fn every_action_upgraded(backend: Backend) -> Scenario {
-    let scenario = Scenario::start(backend).await;
-    scenario.apply_file("every-action.yaml");
-    scenario.await_pods_ready("kyma-system", 1).await;
-    // orders 2, catalog 1, search 2, redis 3, mailer 1, importer 1, debug-shell 1
-    scenario.await_pods_ready("shop", 11).await;
-    // two DaemonSets on three Nodes
-    scenario.await_pods_ready("monitoring", 6).await;
-    for (_, (_, proxy)) in pods(&scenario, "shop") {
-        assert_eq!(
-            proxy,
-            Some(old_proxy()),
-            "{backend:?}: injected at the old version"
-        );
-    }
-    scenario.kubectl_ok(&["rollout", "pause", "-n", "shop", "deployment/catalog"]);
-    scenario.install_istio(NEW).await;
-    scenario
-}
-
 const RESTARTED: [(&str, &str, &str); 8] = [
     ("Deployment", "kyma-system", "eventing-manager"),
     ("Deployment", "shop", "orders"),
@@ -74,8 +52,15 @@ const RESTARTED: [(&str, &str, &str); 8] = [
 ];
 
 async fn run_renews_every_restartable_proxy_once(backend: Backend) {
-    let scenario = every_action_upgraded(backend).await;
+    let scenario = Scenario::every_action_upgraded(backend).await;
     let shop_before = pods(&scenario, "shop");
+    for (pod, (_, proxy)) in &shop_before {
+        assert_eq!(
+            proxy,
+            &Some(old_proxy()),
+            "{backend:?}: {pod} injected at the old version"
+        );
+    }
     let catalog_before = scenario.kubectl_json(&["get", "deployment", "-n", "shop", "catalog"]);
 
     let (code, report, stderr) = scenario.run(&[]).await;
@@ -382,7 +367,7 @@ fn successful_patches(scenario: &Scenario) -> BTreeMap<String, usize> {
 }
 
 async fn a_run_killed_midway_finishes_on_the_next_without_restarting_twice(backend: Backend) {
-    let scenario = every_action_upgraded(backend).await;
+    let scenario = Scenario::every_action_upgraded(backend).await;
     let mut first = scenario
         .command(&[
             "run",

@@ -208,6 +208,21 @@ impl Scenario {
         scenario
     }
 
+    /// `tests/scenarios/every-action.yaml` created at the old version with every pod Ready,
+    /// `shop/catalog` paused, then the control plane upgraded to [`NEW`].
+    pub async fn every_action_upgraded(backend: Backend) -> Scenario {
+        let scenario = Scenario::start(backend).await;
+        scenario.apply_file("every-action.yaml");
+        // eventing-manager 1; orders 2, catalog 1, search 2, redis 3, mailer 1, importer 1,
+        // debug-shell 1; two DaemonSets on three Nodes.
+        for (namespace, pods) in [("kyma-system", 1), ("shop", 11), ("monitoring", 6)] {
+            scenario.await_pods_ready(namespace, pods).await;
+        }
+        scenario.kubectl_ok(&["rollout", "pause", "-n", "shop", "deployment/catalog"]);
+        scenario.install_istio(NEW).await;
+        scenario
+    }
+
     /// Deletes every namespace an earlier scenario made and waits until they are gone.
     async fn delete_leftovers(&self) {
         let leftovers: Vec<String> = self
@@ -404,13 +419,20 @@ impl Scenario {
     /// The requests the tool made since the scenario was set up (kubectl's and the
     /// controllers' left out): kube-sim's request log, or kube-apiserver's audit log.
     pub fn tool_requests(&self) -> Vec<RequestRecord> {
+        self.tool_requests_as("kube-sim:admin")
+    }
+
+    /// The same for a tool authenticated as `user` (upstream; kube-sim logs no user).
+    pub fn tool_requests_as(&self, user: &str) -> Vec<RequestRecord> {
         match (&self.sim, &self.upstream) {
             (Some(sim), _) => sim
                 .requests()
                 .into_iter()
                 .filter(|r| !r.user_agent.starts_with("kubectl"))
                 .collect(),
-            (None, Some(upstream)) => audited_requests(upstream.audit_log(), self.audit_offset),
+            (None, Some(upstream)) => {
+                audited_requests(upstream.audit_log(), self.audit_offset, user)
+            }
             (None, None) => unreachable!("a scenario has a backend"),
         }
     }
@@ -440,9 +462,9 @@ pub fn is_ready(pod: &Value) -> bool {
             .any(|c| c["type"] == "Ready" && c["status"] == "True")
 }
 
-/// The requests in kube-apiserver's audit log after `offset` bytes that the admin made with
+/// The requests in kube-apiserver's audit log after `offset` bytes that `user` made with
 /// another client than kubectl (the tool), in kube-sim's request-log form.
-fn audited_requests(log: &Path, offset: u64) -> Vec<RequestRecord> {
+fn audited_requests(log: &Path, offset: u64, user: &str) -> Vec<RequestRecord> {
     let Ok(mut file) = std::fs::File::open(log) else {
         return Vec::new();
     };
@@ -451,7 +473,7 @@ fn audited_requests(log: &Path, offset: u64) -> Vec<RequestRecord> {
         .lines()
         .map_while(Result::ok)
         .filter_map(|line| serde_json::from_str::<Value>(&line).ok())
-        .filter(|event| event["user"]["username"] == "kube-sim:admin")
+        .filter(|event| event["user"]["username"] == user)
         .filter(|event| {
             !event["userAgent"]
                 .as_str()
