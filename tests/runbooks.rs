@@ -1,12 +1,16 @@
 //! The runbooks (`runbooks/`): every link the report emits lands on a file and a heading, every
 //! runbook has its Symptoms, Diagnose, Fix and Verify, links between runbooks resolve, and the
-//! command blocks marked read-only only read, and work as written against the simulated example
-//! cluster (needs `kubectl`; without it that test prints a note and passes).
+//! command blocks marked read-only only read, and work as written against a cluster after the
+//! upgrade Job, on kube-sim and on the upstream control plane (needs `kubectl`; without it
+//! that test prints a note and passes).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use istio_proxy_reset::plan::runbook;
+use support::backend::{Backend, Scenario};
+
+mod support;
 
 const SECTIONS: [&str; 4] = ["Symptoms", "Diagnose", "Fix", "Verify"];
 
@@ -573,56 +577,41 @@ async fn shell(
         .expect("run sh")
 }
 
-/// The commands of every `sh read-only` block, run as written against the example cluster
-/// after the upgrade Job (`job/` applied, `run` done): each succeeds, and together they send
-/// the API nothing but reads.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn read_only_blocks_work_against_the_simulated_cluster() {
+/// The commands of every `sh read-only` block, run as written after the upgrade Job (`job/`
+/// applied, `run` done) on a cluster that has every action kind: each succeeds, and together
+/// they send the API nothing but reads. On both backends.
+async fn read_only_blocks_work_against_a_cluster(backend: Backend) {
     if !kubectl_available() {
         return;
     }
-    let state: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(root().join("examples/kyma-upgrade.json")).expect("the example"),
-    )
-    .expect("the example is JSON");
-    let sim = kube_sim::start(kube_sim::SimConfig {
-        state,
-        pod_start: std::time::Duration::from_millis(100),
-        ..kube_sim::SimConfig::default()
-    })
-    .await
-    .expect("kube-sim starts");
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let kubeconfig = dir.path().join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig)
-        .expect("write the kubeconfig");
+    let mut scenario = Scenario::every_action_upgraded(backend).await;
+    scenario.apply_file("runbook-objects.yaml");
+    let dir = scenario.dir.path().to_path_buf();
+    let kubeconfig = scenario.kubeconfig.clone();
     // `plan --snapshot examples/…` is run from the repository root in the runbooks.
-    std::fs::create_dir(dir.path().join("examples")).unwrap();
+    std::fs::create_dir(dir.join("examples")).unwrap();
     std::fs::copy(
         root().join("examples/kyma-upgrade.json"),
-        dir.path().join("examples/kyma-upgrade.json"),
+        dir.join("examples/kyma-upgrade.json"),
     )
     .unwrap();
 
     // The state the runbooks describe: the upgrade Job applied and its run done.
     let job = root().join("job");
     for command in [
-        format!(
-            "kubectl kustomize {} | kubectl apply --validate=false -f -",
-            job.display()
-        ),
+        format!("kubectl kustomize {} | kubectl apply -f -", job.display()),
         "istio-proxy-reset run --report-configmap kyma-system/istio-proxy-reset-report --format json > run.json"
             .to_string(),
     ] {
-        let out = shell(dir.path(), &kubeconfig, &command).await;
+        let out = shell(&dir, &kubeconfig, &command).await;
         assert!(
             out.status.success(),
-            "`{command}` failed ({}):\n{}",
+            "{backend:?}: `{command}` failed ({}):\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    sim.clear_requests();
+    scenario.forget_requests();
 
     let docs = runbooks();
     let mut failures = Vec::new();
@@ -631,7 +620,7 @@ async fn read_only_blocks_work_against_the_simulated_cluster() {
         for block in doc.blocks.iter().filter(|b| b.info == "sh read-only") {
             for command in commands(&block.body) {
                 ran += 1;
-                let out = shell(dir.path(), &kubeconfig, &command).await;
+                let out = shell(&dir, &kubeconfig, &command).await;
                 if !out.status.success() {
                     failures.push(format!(
                         "{name}:{} `{command}` ({}):\n{}",
@@ -645,16 +634,21 @@ async fn read_only_blocks_work_against_the_simulated_cluster() {
     }
     assert!(
         failures.is_empty(),
-        "{} of {ran} read-only commands failed:\n{}",
+        "{backend:?}: {} of {ran} read-only commands failed:\n{}",
         failures.len(),
         failures.join("\n")
     );
     assert!(ran > 40, "{ran} commands ran");
-    let writes: Vec<String> = sim
-        .requests()
+    let writes: Vec<String> = scenario
+        .requests_as("kube-sim:admin")
         .into_iter()
         .filter(|r| r.method != "GET")
         .map(|r| r.line())
         .collect();
-    assert!(writes.is_empty(), "read-only commands wrote: {writes:#?}");
+    assert!(
+        writes.is_empty(),
+        "{backend:?}: read-only commands wrote: {writes:#?}"
+    );
 }
+
+on_both_backends!(read_only_blocks_work_against_a_cluster);

@@ -424,12 +424,17 @@ impl Scenario {
 
     /// The same for a tool authenticated as `user` (upstream; kube-sim logs no user).
     pub fn tool_requests_as(&self, user: &str) -> Vec<RequestRecord> {
+        self.requests_as(user)
+            .into_iter()
+            .filter(|r| !r.user_agent.starts_with("kubectl"))
+            .collect()
+    }
+
+    /// Every request of `user` (upstream) or of any client (kube-sim), kubectl's included,
+    /// since the scenario was set up.
+    pub fn requests_as(&self, user: &str) -> Vec<RequestRecord> {
         match (&self.sim, &self.upstream) {
-            (Some(sim), _) => sim
-                .requests()
-                .into_iter()
-                .filter(|r| !r.user_agent.starts_with("kubectl"))
-                .collect(),
+            (Some(sim), _) => sim.requests(),
             (None, Some(upstream)) => {
                 audited_requests(upstream.audit_log(), self.audit_offset, user)
             }
@@ -462,8 +467,8 @@ pub fn is_ready(pod: &Value) -> bool {
             .any(|c| c["type"] == "Ready" && c["status"] == "True")
 }
 
-/// The requests in kube-apiserver's audit log after `offset` bytes that `user` made with
-/// another client than kubectl (the tool), in kube-sim's request-log form.
+/// The requests in kube-apiserver's audit log after `offset` bytes that `user` made, in
+/// kube-sim's request-log form.
 fn audited_requests(log: &Path, offset: u64, user: &str) -> Vec<RequestRecord> {
     let Ok(mut file) = std::fs::File::open(log) else {
         return Vec::new();
