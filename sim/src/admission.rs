@@ -59,7 +59,10 @@ fn default_pod_spec(spec: &mut Value) {
     set_default(spec, &["schedulerName"], json!("default-scheduler"));
     set_default(spec, &["securityContext"], json!({}));
     for list in ["containers", "initContainers"] {
-        for c in spec[list].as_array_mut().into_iter().flatten() {
+        // `get_mut`, not indexing: indexing would store `initContainers: null`, which a real
+        // server never writes and which changes the template's hash when a patch drops it.
+        let containers = spec.get_mut(list).and_then(Value::as_array_mut);
+        for c in containers.into_iter().flatten() {
             set_default(c, &["imagePullPolicy"], json!("IfNotPresent"));
             set_default(
                 c,
@@ -219,4 +222,21 @@ fn is_dns_subdomain(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaulting_adds_no_empty_lists() {
+        let pods = crate::store::resource_for_plural("", "pods").unwrap();
+        let mut pod = json!({"spec": {"containers": [{"name": "app", "image": "app:1"}]}});
+        apply_defaults(pods, &mut pod);
+        assert_eq!(
+            pod["spec"]["containers"][0]["imagePullPolicy"],
+            "IfNotPresent"
+        );
+        assert!(pod["spec"].get("initContainers").is_none());
+    }
 }

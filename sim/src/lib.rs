@@ -151,6 +151,7 @@ pub async fn start(cfg: SimConfig) -> Result<Sim, Error> {
         tokens: server::Tokens {
             user: (user_token.clone(), user),
             admin: admin_token.clone(),
+            issued: server::IssuedTokens::default(),
         },
         rbac,
         chaos: cfg.chaos.map(|(rate, seed)| chaos::Chaos::new(rate, seed)),

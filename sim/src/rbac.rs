@@ -1,11 +1,21 @@
-//! RBAC authorization: Roles, ClusterRoles, RoleBindings and ClusterRoleBindings from a rendered
-//! multi-document YAML file (as `kubectl kustomize` prints it), applied as the RBAC authorizer does.
+//! RBAC authorization: Roles, ClusterRoles, RoleBindings and ClusterRoleBindings, from a rendered
+//! multi-document YAML file (as `kubectl kustomize` prints it) or from the objects stored in the
+//! cluster, applied as the RBAC authorizer does.
 
 use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, Error};
+use crate::store::{Store, resource_for_plural};
+
+/// The RBAC resources, in the order a policy is read from the store.
+const RBAC_RESOURCES: [&str; 4] = [
+    "roles",
+    "clusterroles",
+    "rolebindings",
+    "clusterrolebindings",
+];
 
 /// One request to authorize.
 #[derive(Debug, Clone)]
@@ -96,17 +106,35 @@ impl Rbac {
     pub fn from_yaml(yaml: &str) -> Result<Rbac, Error> {
         let documents: Vec<Value> =
             serde_saphyr::from_multiple(yaml).map_err(|e| Error::InvalidRbac(e.to_string()))?;
+        let objects = documents
+            .iter()
+            .flat_map(|doc| match doc["items"].as_array() {
+                Some(items) if doc["kind"] == "List" => items.iter().collect(),
+                _ => vec![doc],
+            });
+        Rbac::from_objects(objects)
+    }
+
+    /// The policy of these objects; objects of other kinds are ignored.
+    pub fn from_objects<'a>(objects: impl IntoIterator<Item = &'a Value>) -> Result<Rbac, Error> {
         let mut rbac = Rbac::default();
-        for doc in documents {
-            if doc["kind"] == "List" {
-                for item in doc["items"].as_array().into_iter().flatten() {
-                    rbac.add(item)?;
-                }
-            } else {
-                rbac.add(&doc)?;
-            }
+        for obj in objects {
+            rbac.add(obj)?;
         }
         Ok(rbac)
+    }
+
+    /// The policy of the RBAC objects stored in the cluster now, as the real authorizer reads
+    /// them from its informers at the time of each request.
+    pub fn from_store(store: &Store) -> Rbac {
+        let objects: Vec<_> = RBAC_RESOURCES
+            .iter()
+            .filter_map(|plural| resource_for_plural("rbac.authorization.k8s.io", plural))
+            .flat_map(|r| store.list_shared(r, None))
+            .collect();
+        // Stored Roles and RoleBindings always have a namespace, the only thing `add` rejects;
+        // should one lack it anyway, the empty policy denies everything rather than too much.
+        Rbac::from_objects(objects.iter().map(|o| &**o)).unwrap_or_default()
     }
 
     fn add(&mut self, doc: &Value) -> Result<(), Error> {

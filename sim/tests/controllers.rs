@@ -970,3 +970,131 @@ async fn old_revisions_beyond_the_history_limit_are_deleted() {
     assert_eq!(revisions, ["2", "3"]);
     sim.shutdown().await;
 }
+
+/// The ControllerRevisions in the store whose controller has this uid.
+fn controller_revisions_of(store: &Store, owner_uid: &Value) -> Vec<Value> {
+    store
+        .list(resource("apps", "controllerrevisions"), None)
+        .into_iter()
+        .filter(|r| {
+            let owner = &r["metadata"]["ownerReferences"][0];
+            owner["uid"] == *owner_uid && owner["controller"] == true
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loaded_workloads_get_their_first_controller_revision_when_their_template_changes() {
+    let generated = kube_sim::generate::generate(150, 3);
+    let first_of = |kind: &str| {
+        generated["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["kind"] == kind)
+            .cloned()
+            .unwrap_or_else(|| panic!("the generated state has a {kind}"))
+    };
+    let (sts, ds) = (first_of("StatefulSet"), first_of("DaemonSet"));
+    let sim = start(generated["items"].as_array().unwrap().clone()).await;
+    let store = sim.store();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let revisions = resource("apps", "controllerrevisions");
+    assert!(
+        store.list(revisions, None).is_empty(),
+        "loading writes no ControllerRevision"
+    );
+
+    for workload in [&sts, &ds] {
+        let plural = if workload["kind"] == "StatefulSet" {
+            "statefulsets"
+        } else {
+            "daemonsets"
+        };
+        let ns = workload["metadata"]["namespace"].as_str();
+        let name = workload["metadata"]["name"].as_str().unwrap();
+        store
+            .modify(resource("apps", plural), ns, name, |obj| {
+                obj["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"] =
+                    json!("2026-01-01T00:00:00Z");
+            })
+            .unwrap();
+        let uid = &workload["metadata"]["uid"];
+        let created = eventually("a ControllerRevision", Duration::from_secs(5), || {
+            let found = controller_revisions_of(&store, uid);
+            (!found.is_empty()).then_some(found)
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(controller_revisions_of(&store, uid), created);
+        assert_eq!(created.len(), 1, "{created:?}");
+        assert_eq!(created[0]["revision"], 1);
+        let now = store.get(resource("apps", plural), ns, name).unwrap();
+        if plural == "statefulsets" {
+            assert_eq!(
+                created[0]["metadata"]["name"],
+                now["status"]["updateRevision"]
+            );
+        }
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revision_history_is_limited_and_a_rollback_renumbers_its_revision() {
+    let sts = workload(
+        "StatefulSet",
+        "db",
+        1,
+        json!({"revisionHistoryLimit": 1, "updateStrategy": {"type": "RollingUpdate"}}),
+    );
+    let sim = start(vec![sts]).await;
+    let store = sim.store();
+    let statefulsets = resource("apps", "statefulsets");
+    let set_template = |restarted: &str| {
+        store
+            .modify(statefulsets, Some("shop"), "db", |s| {
+                s["spec"]["template"]["metadata"]["annotations"] =
+                    json!({"kubectl.kubernetes.io/restartedAt": restarted});
+            })
+            .unwrap();
+    };
+    // (name, revision) of each ControllerRevision once the rollout to the template is done.
+    let settled = |expected: usize| {
+        let s = get(&store, "apps", "statefulsets", "db");
+        let uid = s["metadata"]["uid"].clone();
+        let mut found: Vec<(String, i64)> = controller_revisions_of(&store, &uid)
+            .iter()
+            .map(|r| {
+                (
+                    r["metadata"]["name"].as_str().unwrap().to_string(),
+                    r["revision"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        found.sort_by_key(|(_, n)| *n);
+        let done = s["status"]["observedGeneration"] == s["metadata"]["generation"]
+            && s["status"]["currentRevision"] == s["status"]["updateRevision"]
+            && s["status"]["readyReplicas"] == 1;
+        (done && found.len() == expected).then_some((found, s))
+    };
+    eventually("the first revision", Duration::from_secs(10), || settled(1)).await;
+    for restarted in ["one", "two", "three"] {
+        set_template(restarted);
+        eventually("the rollout", Duration::from_secs(10), || {
+            settled(2).filter(|(_, s)| s["status"]["updateRevision"] != Value::Null)
+        })
+        .await;
+    }
+    let (kept, _) = eventually("pruned", Duration::from_secs(5), || settled(2)).await;
+    assert_eq!(kept.iter().map(|(_, n)| *n).collect::<Vec<_>>(), [3, 4]);
+
+    set_template("two");
+    let (after, s) = eventually("the rollback", Duration::from_secs(10), || {
+        settled(2).filter(|(found, _)| found.last().is_some_and(|(_, n)| *n == 5))
+    })
+    .await;
+    assert_eq!(after, [(kept[1].0.clone(), 4), (kept[0].0.clone(), 5)]);
+    assert_eq!(s["status"]["updateRevision"], kept[0].0.as_str());
+    sim.shutdown().await;
+}

@@ -1,7 +1,8 @@
 //! The controllers as `kubectl` sees them: `rollout restart` and `rollout status` behave as on a
 //! real cluster for Deployments, StatefulSets and DaemonSets, OnDelete and paused workloads roll
 //! nothing, a crash-looping rollout exceeds its progress deadline, an Argo Rollout restarts
-//! through `spec.restartAt`, and a loaded state is left as it is.
+//! through `spec.restartAt`, a loaded state is left as it is, and `rollout history` lists the
+//! ControllerRevisions of StatefulSets and DaemonSets.
 
 mod common;
 
@@ -583,6 +584,147 @@ async fn a_generated_state_is_left_as_it_is() {
             d["status"]["updatedReplicas"], d["spec"]["replicas"],
             "{}",
             d["metadata"]["name"]
+        );
+    }
+    cluster.sim.shutdown().await;
+}
+
+/// The ControllerRevisions the workload `owner` controls, oldest revision first.
+async fn revisions_of(cluster: &Cluster, owner: &str) -> Vec<Value> {
+    let list = cluster
+        .json(&[
+            "get",
+            "controllerrevisions",
+            "-n",
+            "shop",
+            "-l",
+            &format!("app={owner}"),
+        ])
+        .await;
+    let mut revisions: Vec<Value> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| {
+            let owner_ref = &r["metadata"]["ownerReferences"][0];
+            owner_ref["name"] == owner && owner_ref["controller"] == true
+        })
+        .cloned()
+        .collect();
+    revisions.sort_by_key(|r| r["revision"].as_i64());
+    revisions
+}
+
+fn hash_label(obj: &Value) -> &str {
+    obj["metadata"]["labels"]["controller-revision-hash"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+async fn rolled_out(cluster: &Cluster, workload: &str) {
+    let args = ["rollout", "status", workload, "-n", "shop", "--timeout=60s"];
+    cluster.ok(&args).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollout_history_lists_a_controller_revision_per_template() {
+    let cluster = Cluster::start(vec![
+        workload(
+            "StatefulSet",
+            "db",
+            2,
+            json!({"serviceName": "db", "updateStrategy": {"type": "RollingUpdate"}}),
+        ),
+        workload(
+            "DaemonSet",
+            "agent",
+            0,
+            json!({"updateStrategy": {"type": "RollingUpdate"}}),
+        ),
+    ])
+    .await;
+    rolled_out(&cluster, "statefulset/db").await;
+    rolled_out(&cluster, "daemonset/agent").await;
+    let first = revisions_of(&cluster, "db").await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    let sts = cluster
+        .json(&["get", "statefulset", "db", "-n", "shop"])
+        .await;
+    assert_eq!(
+        first[0]["metadata"]["name"],
+        sts["status"]["updateRevision"]
+    );
+    assert_eq!(first[0]["revision"], 1);
+    assert_eq!(first[0]["metadata"]["labels"]["app"], "db");
+    assert_eq!(
+        format!("db-{}", hash_label(&first[0])),
+        first[0]["metadata"]["name"].as_str().unwrap()
+    );
+    assert_eq!(
+        first[0]["metadata"]["ownerReferences"][0]["kind"],
+        "StatefulSet"
+    );
+    let agent_first = revisions_of(&cluster, "agent").await;
+    assert_eq!(agent_first.len(), 1, "{agent_first:?}");
+    let agent_pods = cluster.pods("app=agent").await;
+    assert!(
+        agent_pods
+            .iter()
+            .all(|p| hash_label(p) == hash_label(&agent_first[0]))
+    );
+
+    for workload in ["statefulset/db", "daemonset/agent"] {
+        cluster
+            .ok(&["rollout", "restart", workload, "-n", "shop"])
+            .await;
+        rolled_out(&cluster, workload).await;
+    }
+    let after = revisions_of(&cluster, "db").await;
+    assert_eq!(after.len(), 2, "exactly one new revision: {after:?}");
+    assert_eq!(after[0], first[0]);
+    assert_eq!(after[1]["revision"], 2);
+    let sts = cluster
+        .json(&["get", "statefulset", "db", "-n", "shop"])
+        .await;
+    assert_eq!(
+        after[1]["metadata"]["name"],
+        sts["status"]["updateRevision"]
+    );
+    assert_eq!(
+        sts["status"]["currentRevision"],
+        sts["status"]["updateRevision"]
+    );
+    let db_pods = cluster.pods("app=db").await;
+    assert!(
+        db_pods
+            .iter()
+            .all(|p| hash_label(p) == sts["status"]["updateRevision"])
+    );
+    let agent_after = revisions_of(&cluster, "agent").await;
+    assert_eq!(
+        agent_after.len(),
+        2,
+        "exactly one new revision: {agent_after:?}"
+    );
+    assert_eq!(agent_after[1]["revision"], 2);
+
+    for workload in ["statefulset/db", "daemonset/agent"] {
+        let history = cluster
+            .ok(&["rollout", "history", workload, "-n", "shop"])
+            .await;
+        let revisions: Vec<&str> = history
+            .lines()
+            .skip_while(|l| !l.starts_with("REVISION"))
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        assert_eq!(revisions, ["1", "2"], "{history}");
+        let second = cluster
+            .ok(&["rollout", "history", workload, "-n", "shop", "--revision=2"])
+            .await;
+        assert!(
+            second.contains("kubectl.kubernetes.io/restartedAt"),
+            "{second}"
         );
     }
     cluster.sim.shutdown().await;

@@ -1,16 +1,18 @@
 //! The DaemonSet controller: one pod per node (the Nodes of the state, or three simulated nodes
 //! when it has none), replaced with `RollingUpdate` within `maxUnavailable`, or only when deleted
-//! with `OnDelete`. Pods carry the `controller-revision-hash` of their template.
+//! with `OnDelete`. Pods carry the `controller-revision-hash` of their template, which is kept as
+//! the ControllerRevision `<name>-<hash>` for `kubectl rollout history`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::pods::{self, PodInfo, PodName};
+use super::revision::{self, Revision};
 use super::{Controllers, Key, meta};
 
-const REVISION_LABEL: &str = "controller-revision-hash";
+const REVISION_LABEL: &str = revision::HASH_LABEL;
 
 pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
     let ds = ctl.get(key)?;
@@ -42,6 +44,7 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
         .as_i64()
         .is_none_or(|g| g == meta::generation(&ds));
     let revision = ctl.revision_name(&ds, loaded.filter(|_| observed), |hash| hash.to_string());
+    record_revision(ctl, &ds, &revision, &owned);
 
     let mut by_node: BTreeMap<String, Vec<PodInfo>> =
         nodes.iter().map(|n| (n.clone(), Vec::new())).collect();
@@ -157,4 +160,14 @@ fn nodes_of(ctl: &mut Controllers, uid: &str, pods: &[PodInfo]) -> Vec<String> {
     }
     ctl.daemonset_nodes.insert(uid.to_string(), nodes.clone());
     nodes
+}
+
+/// Keeps the current template's ControllerRevision, and those of the pods, from being pruned.
+fn record_revision(ctl: &mut Controllers, ds: &Value, hash: &str, pods: &[PodInfo]) {
+    let in_use: Vec<String> = pods
+        .iter()
+        .filter_map(|p| p.label(REVISION_LABEL))
+        .map(|hash| Revision::of_daemonset(ds, hash).name)
+        .collect();
+    revision::record(ctl, ds, &Revision::of_daemonset(ds, hash), &in_use);
 }

@@ -17,6 +17,7 @@ mod kubelet;
 pub mod meta;
 mod pods;
 mod replicaset;
+mod revision;
 mod rollout;
 mod statefulset;
 
@@ -82,11 +83,13 @@ pub(crate) enum Kind {
     CronJob,
     Rollout,
     Node,
+    ControllerRevision,
 }
 
 impl Kind {
-    const ALL: [Kind; 10] = [
+    const ALL: [Kind; 11] = [
         Kind::Node,
+        Kind::ControllerRevision,
         Kind::Deployment,
         Kind::Rollout,
         Kind::StatefulSet,
@@ -110,6 +113,7 @@ impl Kind {
             Kind::CronJob => ("batch", "cronjobs"),
             Kind::Rollout => ("argoproj.io", "rollouts"),
             Kind::Node => ("", "nodes"),
+            Kind::ControllerRevision => ("apps", "controllerrevisions"),
         }
     }
 
@@ -178,8 +182,13 @@ pub(crate) struct Controllers {
     /// template seen keeps the name the state gave it, so that loading starts no rollout.
     pub revisions: HashMap<(String, String), String>,
     /// Templates by revision name, so that pods recreated below a StatefulSet partition get the
-    /// template of the current revision (the real controller keeps ControllerRevisions for this).
+    /// template of the current revision (the real controller reads it from the ControllerRevision,
+    /// which a loaded workload may not have).
     pub revision_templates: HashMap<(String, String), Value>,
+    /// The template hash of each StatefulSet and DaemonSet (by uid) whose template is still the
+    /// one it was loaded with, under the revision name the state gave it: such a workload gets
+    /// no ControllerRevision written until its template changes.
+    loaded_templates: HashMap<String, String>,
     /// The nodes the pods of the loaded state run on, for a state without Node objects.
     loaded_nodes: BTreeSet<String>,
     /// The nodes of each DaemonSet (by uid) in a state without Node objects.
@@ -197,6 +206,7 @@ impl Controllers {
             kubelet: kubelet::Kubelet::default(),
             revisions: HashMap::new(),
             revision_templates: HashMap::new(),
+            loaded_templates: HashMap::new(),
             loaded_nodes: BTreeSet::new(),
             daemonset_nodes: HashMap::new(),
         }
@@ -340,7 +350,7 @@ impl Controllers {
                 Kind::StatefulSet => statefulset::sync(self, &key),
                 Kind::DaemonSet => daemonset::sync(self, &key),
                 Kind::Job => job::sync(self, &key),
-                Kind::CronJob | Kind::Node => None,
+                Kind::CronJob | Kind::Node | Kind::ControllerRevision => None,
             }));
             match outcome {
                 Ok(Some(after)) => self.requeue_after(key, after),
@@ -537,11 +547,17 @@ impl Controllers {
         let template = &workload["spec"]["template"];
         let hash = meta::template_hash(template, 0);
         let seen_before = self.revisions.keys().any(|(u, _)| *u == uid);
+        if self.loaded_templates.get(&uid).is_some_and(|h| *h != hash) {
+            self.loaded_templates.remove(&uid);
+        }
         let revision = self
             .revisions
             .entry((uid.clone(), hash.clone()))
             .or_insert_with(|| match loaded.filter(|_| !seen_before) {
-                Some(loaded) => loaded,
+                Some(loaded) => {
+                    self.loaded_templates.insert(uid.clone(), hash);
+                    loaded
+                }
                 None => name(&hash),
             })
             .clone();
@@ -549,6 +565,12 @@ impl Controllers {
             .entry((uid, revision.clone()))
             .or_insert_with(|| template.clone());
         revision
+    }
+
+    /// Whether the workload's template is still the one of the loaded state (see
+    /// [`Controllers::revision_name`]).
+    pub fn template_as_loaded(&self, uid: &str) -> bool {
+        self.loaded_templates.contains_key(uid)
     }
 
     /// Whether the cluster has Node objects (or only the nodes its pods name).

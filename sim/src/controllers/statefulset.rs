@@ -2,17 +2,19 @@
 //! before the next, unless `podManagementPolicy: Parallel`), updated with `RollingUpdate` from the
 //! highest ordinal down to `partition`, one pod at a time, or not at all with `OnDelete` until a
 //! pod is deleted. Pods carry the `controller-revision-hash` of the template they were made from;
-//! the status reports `currentRevision` and `updateRevision` as `kubectl rollout status` expects.
+//! the status reports `currentRevision` and `updateRevision` as `kubectl rollout status` expects,
+//! and each template is kept as a ControllerRevision of that name for `kubectl rollout history`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::pods::{self, PodInfo, PodName};
+use super::revision::{self, Revision};
 use super::{Controllers, Key, meta};
 
-const REVISION_LABEL: &str = "controller-revision-hash";
+const REVISION_LABEL: &str = revision::HASH_LABEL;
 
 pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
     let sts = ctl.get(key)?;
@@ -54,6 +56,7 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
             by_ordinal.insert(ordinal, pod);
         }
     }
+    record_revision(ctl, &sts, &current_revision, &update_revision, &by_ordinal);
     let healthy = |pod: &PodInfo| pod.healthy();
 
     // Create missing pods, lowest ordinal first; in order, wait for each to be Running and Ready.
@@ -176,4 +179,22 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
     });
     // More pods to create than one burst: continue shortly.
     (created >= super::CREATE_BURST).then_some(Duration::from_millis(10))
+}
+
+/// Keeps the update revision's ControllerRevision, and those of the current revision and the
+/// pods, from being pruned.
+fn record_revision(
+    ctl: &mut Controllers,
+    sts: &Value,
+    current: &str,
+    update: &str,
+    pods: &BTreeMap<usize, PodInfo>,
+) {
+    let mut in_use: Vec<String> = pods
+        .values()
+        .filter_map(|p| p.label(REVISION_LABEL))
+        .map(str::to_string)
+        .collect();
+    in_use.push(current.to_string());
+    revision::record(ctl, sts, &Revision::of_statefulset(sts, update), &in_use);
 }

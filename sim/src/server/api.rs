@@ -1,6 +1,7 @@
 //! The front door of every request: authentication, latency, chaos, routing, authorization,
 //! then the verb's handler; and the request log entry for it.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,10 +13,10 @@ use tokio::sync::Notify;
 
 use super::request::{Call, error_response, json_response};
 use super::routing::{Route, not_found_path, route, verb};
-use super::{ADMIN_USER, RequestRecord, Shared, discovery, objects, subresources};
+use super::{ADMIN_USER, Policy, RequestRecord, Shared, discovery, objects, subresources, tokens};
 use crate::chaos::Fault;
 use crate::error::ApiError;
-use crate::rbac::Attributes;
+use crate::rbac::{Attributes, Rbac};
 
 /// What a handled request turns into.
 enum Outcome {
@@ -63,8 +64,8 @@ async fn respond(shared: &Shared, req: Request<Body>, user_agent: &str) -> Outco
             .into_owned()
             .collect();
 
-    let user = match authenticate(shared, &parts.headers) {
-        Ok(user) => user,
+    let (user, policy) = match authenticate(shared, &parts.headers) {
+        Ok(identity) => identity,
         Err(e) => return Outcome::Respond(error_response(&e)),
     };
     if !shared.latency.is_zero() {
@@ -93,6 +94,7 @@ async fn respond(shared: &Shared, req: Request<Body>, user_agent: &str) -> Outco
         query,
         headers: parts.headers,
         user,
+        policy,
         body,
     };
     let response = match dispatch(shared, call, cut_after).await {
@@ -129,26 +131,44 @@ fn chaos_error(fault: Fault) -> ApiError {
     }
 }
 
-fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<String, ApiError> {
+/// The user a request's bearer token authenticates as, and the policy that user is subject to.
+fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<(String, Policy), ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let unauthorized = || ApiError::new(401, "Unauthorized", "Unauthorized");
-    match token {
-        Some(t) if t == shared.tokens.admin => {
-            // The admin may act as someone else, as `kubectl --as` asks.
-            match headers
-                .get("impersonate-user")
-                .and_then(|v| v.to_str().ok())
-            {
-                Some(user) => Ok(user.to_string()),
-                None => Ok(ADMIN_USER.to_string()),
-            }
-        }
-        Some(t) if t == shared.tokens.user.0 => Ok(shared.tokens.user.1.clone()),
-        _ => Err(unauthorized()),
+        .map(str::trim)
+        .ok_or_else(unauthorized)?;
+    let user = if token == shared.tokens.admin {
+        // The admin may act as someone else, as `kubectl --as` asks.
+        let impersonated = headers
+            .get("impersonate-user")
+            .and_then(|v| v.to_str().ok());
+        impersonated.unwrap_or(ADMIN_USER).to_string()
+    } else if token == shared.tokens.user.0 {
+        shared.tokens.user.1.clone()
+    } else {
+        let user = shared.tokens.issued.user_of(token, shared);
+        return user.map(|u| (u, Policy::Stored)).ok_or_else(unauthorized);
+    };
+    let policy = if user == ADMIN_USER {
+        Policy::Unchecked
+    } else {
+        Policy::Configured
+    };
+    Ok((user, policy))
+}
+
+fn unauthorized() -> ApiError {
+    ApiError::new(401, "Unauthorized", "Unauthorized")
+}
+
+/// The RBAC evaluator of the caller's policy, or `None` when its requests are not checked.
+pub(super) fn policy_of<'a>(shared: &'a Shared, call: &Call) -> Option<Cow<'a, Rbac>> {
+    match call.policy {
+        Policy::Unchecked => None,
+        Policy::Configured => shared.rbac.as_ref().map(Cow::Borrowed),
+        Policy::Stored => Some(Cow::Owned(Rbac::from_store(&shared.store))),
     }
 }
 
@@ -208,9 +228,7 @@ async fn dispatch(
     };
     let is_watch = call.flag("watch");
     let verb = verb(&call.method, &target, is_watch);
-    if let Some(rbac) = &shared.rbac
-        && call.user != ADMIN_USER
-    {
+    if let Some(rbac) = policy_of(shared, &call) {
         rbac.authorize(&Attributes {
             user: &call.user,
             verb,
@@ -227,7 +245,8 @@ async fn dispatch(
             || (sub == "log" && target.resource.kind == "Pod" && verb == "get")
             || (sub == "eviction"
                 && target.resource.plural == "pods"
-                && target.resource.group.is_empty()))
+                && target.resource.group.is_empty())
+            || (sub == "token" && target.resource.kind == "ServiceAccount" && verb == "create"))
     {
         return Err(not_found_path());
     }
@@ -243,6 +262,9 @@ async fn dispatch(
         "watch" => objects::start_watch(shared, &call, &target, cut_after),
         "create" if target.subresource.as_deref() == Some("eviction") => {
             subresources::evict(shared, &mut call, &target).await
+        }
+        "create" if target.subresource.as_deref() == Some("token") => {
+            tokens::create_token(shared, &mut call, &target).await
         }
         "create" if target.name.is_none() => objects::create(shared, &mut call, &target).await,
         "update" => objects::update(shared, &mut call, &target).await,

@@ -9,6 +9,7 @@ mod request;
 mod routing;
 mod subresources;
 mod table;
+mod tokens;
 mod watch;
 
 use std::convert::Infallible;
@@ -28,6 +29,7 @@ use crate::chaos::Chaos;
 use crate::disruption::Evictions;
 use crate::rbac::Rbac;
 use crate::store::Store;
+pub use tokens::IssuedTokens;
 
 /// One request the server answered, as the request log shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +113,19 @@ pub struct Tokens {
     pub user: (String, String),
     /// A token that is never subject to RBAC and may impersonate (`Impersonate-User`).
     pub admin: String,
+    /// Tokens issued for ServiceAccounts by TokenRequests.
+    pub issued: IssuedTokens,
+}
+
+/// The RBAC policy a caller's requests are authorized against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Policy {
+    /// The admin context: nothing is checked.
+    Unchecked,
+    /// The `--rbac` file, when there is one: the configured user and impersonated users.
+    Configured,
+    /// The RBAC objects stored in the cluster at the time of the request: ServiceAccount tokens.
+    Stored,
 }
 
 /// The user that `Tokens::admin` authenticates as.

@@ -1,6 +1,7 @@
 //! Just enough of the Kubernetes protobuf encoding to read the request bodies that `kubectl`'s
 //! typed commands send only as protobuf: `create namespace`, `create configmap`,
-//! `create secret generic`, `auth can-i` (SelfSubjectAccessReview) and `drain` (Eviction).
+//! `create secret generic`, `create serviceaccount`, `create token` (TokenRequest), `auth can-i`
+//! (SelfSubjectAccessReview) and `drain` (Eviction).
 //! Answers are JSON, which clients decode by the response's Content-Type.
 
 use base64::Engine;
@@ -10,7 +11,8 @@ use serde_json::{Map, Value, json};
 const MAGIC: &[u8] = b"k8s\0";
 
 enum Wire<'a> {
-    Scalar,
+    Varint(u64),
+    Fixed,
     Bytes(&'a [u8]),
 }
 
@@ -34,13 +36,10 @@ fn fields(buf: &[u8]) -> Option<Vec<(u64, Wire<'_>)>> {
     while pos < buf.len() {
         let key = varint(buf, &mut pos)?;
         let wire = match key & 7 {
-            0 => {
-                varint(buf, &mut pos)?;
-                Wire::Scalar
-            }
+            0 => Wire::Varint(varint(buf, &mut pos)?),
             1 => {
                 pos += 8;
-                Wire::Scalar
+                Wire::Fixed
             }
             2 => {
                 let len = usize::try_from(varint(buf, &mut pos)?).ok()?;
@@ -50,7 +49,7 @@ fn fields(buf: &[u8]) -> Option<Vec<(u64, Wire<'_>)>> {
             }
             5 => {
                 pos += 4;
-                Wire::Scalar
+                Wire::Fixed
             }
             _ => return None,
         };
@@ -116,6 +115,25 @@ fn object_meta(buf: &[u8]) -> Option<Value> {
     Some(Value::Object(meta))
 }
 
+/// `TokenRequestSpec`: `audiences` (1) and `expirationSeconds` (4); `boundObjectRef` (3) is not read.
+fn token_request_spec(buf: &[u8]) -> Option<Value> {
+    let mut spec = Map::new();
+    let mut audiences = Vec::new();
+    for (number, wire) in fields(buf)? {
+        match (number, wire) {
+            (1, Wire::Bytes(audience)) => audiences.push(text(audience)),
+            (4, Wire::Varint(seconds)) => {
+                spec.insert("expirationSeconds".to_string(), json!(seconds as i64));
+            }
+            _ => {}
+        }
+    }
+    if !audiences.is_empty() {
+        spec.insert("audiences".to_string(), Value::Array(audiences));
+    }
+    Some(Value::Object(spec))
+}
+
 /// The JSON form of a protobuf request body, for the kinds listed in the module's documentation.
 pub fn decode(body: &[u8]) -> Option<Value> {
     let envelope = body.strip_prefix(MAGIC)?;
@@ -131,7 +149,8 @@ pub fn decode(body: &[u8]) -> Option<Value> {
         "metadata": object_meta(field(raw, 1).unwrap_or_default())?,
     });
     match kind.as_str() {
-        "Namespace" | "Eviction" => {}
+        "Namespace" | "Eviction" | "ServiceAccount" => {}
+        "TokenRequest" => obj["spec"] = token_request_spec(field(raw, 2).unwrap_or_default())?,
         "ConfigMap" => {
             obj["data"] = Value::Object(string_map(raw, 2, false)?);
             obj["binaryData"] = Value::Object(string_map(raw, 3, true)?);
@@ -206,6 +225,18 @@ mod tests {
             json!({"namespace": "shop", "verb": "create", "resource": "pods", "subresource": "eviction"})
         );
         assert!(decode(b"{}").is_none());
+    }
+
+    #[test]
+    fn reads_the_token_request_of_kubectl_create_token() {
+        // `kubectl create token sa1 -n ns1 --duration 2h --audience foo,bar`, as v1.32 sends it.
+        let body = b"k8s\x00\n(\n\x18authentication.k8s.io/v1\x12\x0cTokenRequest\x12&\n\x10\n\x00\x12\x00\x1a\x00\"\x00*\x002\x008\x00B\x00\x12\x0c\n\x07foo,bar \xa08\x1a\x04\n\x00\x12\x00\x1a\x00\"\x00";
+        let json = decode(body).unwrap();
+        assert_eq!(json["kind"], "TokenRequest");
+        assert_eq!(
+            json["spec"],
+            json!({"audiences": ["foo,bar"], "expirationSeconds": 7200})
+        );
     }
 
     #[test]

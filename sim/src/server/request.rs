@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Response, StatusCode, header};
 use serde_json::Value;
 
-use super::protobuf;
+use super::{Policy, protobuf};
 use crate::error::ApiError;
 
 /// The largest request body accepted.
@@ -19,6 +19,8 @@ pub(super) struct Call {
     pub(super) query: HashMap<String, String>,
     pub(super) headers: HeaderMap,
     pub(super) user: String,
+    /// What the user's requests are authorized against.
+    pub(super) policy: Policy,
     pub(super) body: Body,
 }
 

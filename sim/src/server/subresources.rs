@@ -4,9 +4,10 @@ use axum::body::Body;
 use axum::http::{Response, header};
 use serde_json::{Value, json};
 
+use super::Shared;
+use super::api::policy_of;
 use super::request::{Call, json_response};
 use super::routing::{Target, name_of};
-use super::{ADMIN_USER, Shared};
 use crate::error::ApiError;
 use crate::patch::{self, PatchType};
 use crate::rbac::Attributes;
@@ -38,9 +39,8 @@ pub(super) async fn access_review(
     let mut review = call.body_json().await?;
     let attributes = &review["spec"]["resourceAttributes"];
     let text = |field: &str| attributes[field].as_str().filter(|v| !v.is_empty());
-    let allowed = match (&shared.rbac, attributes.is_object()) {
+    let allowed = match (policy_of(shared, call), attributes.is_object()) {
         (None, _) => true,
-        (Some(_), _) if call.user == ADMIN_USER => true,
         // Non-resource URLs (discovery, health) are open to every authenticated user.
         (Some(_), false) => true,
         (Some(rbac), true) => rbac.allows(&Attributes {
