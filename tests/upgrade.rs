@@ -417,3 +417,110 @@ async fn a_run_killed_midway_finishes_on_the_next_without_restarting_twice(backe
 }
 
 on_both_backends!(a_run_killed_midway_finishes_on_the_next_without_restarting_twice);
+
+/// The items of a kind in a namespace.
+fn items(scenario: &Scenario, resource: &str, namespace: &str) -> Vec<Value> {
+    scenario.kubectl_json(&["get", resource, "-n", namespace])["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Upstream only (kube-sim has no process to kill): kube-apiserver killed with SIGKILL and
+/// started again twice while rollouts are in flight. The run finishes, renews every restartable
+/// workload, and restarts none twice: each Deployment has exactly one new ReplicaSet, each rolled
+/// StatefulSet and DaemonSet one new ControllerRevision; the report is whole in file and ConfigMap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_survives_kube_apiserver_restarts() {
+    if !support::backend::upstream_available() {
+        return;
+    }
+    let scenario = Scenario::start(Backend::Upstream).await;
+    scenario.apply_file("every-action.yaml");
+    let web: String = (0..6).map(|i| deployment(&format!("web-{i}"), 1)).collect();
+    scenario.apply(&web);
+    for (namespace, pods) in [("kyma-system", 1), ("shop", 17), ("monitoring", 6)] {
+        scenario.await_pods_ready(namespace, pods).await;
+    }
+    scenario.kubectl_ok(&["rollout", "pause", "-n", "shop", "deployment/catalog"]);
+    scenario.install_istio(NEW).await;
+    let report_file = scenario.dir.path().join("report.json");
+
+    let mut command = scenario.command(&[
+        "run",
+        "--format",
+        "json",
+        "--rollout-timeout",
+        "120s",
+        "--concurrency",
+        "1",
+        "--report-file",
+        report_file.to_str().unwrap(),
+        "--report-configmap",
+        "kyma-system/istio-proxy-reset-report",
+    ]);
+    let run = tokio::spawn(async move { command.output().await.unwrap() });
+    let upstream = scenario.upstream().unwrap();
+    for restarted in 1..=2 {
+        scenario
+            .await_condition(std::time::Duration::from_secs(60), "more restarts", || {
+                successful_patches(&scenario).len() >= 2 * restarted
+            })
+            .await;
+        upstream
+            .restart_apiserver()
+            .await
+            .expect("kube-apiserver starts again");
+    }
+    let output = tokio::time::timeout(std::time::Duration::from_secs(300), run)
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["summary"]["restarted"], 14, "{}", report["summary"]);
+    assert_eq!(report["summary"]["failed"], 0);
+    let saved: Value = serde_json::from_slice(&std::fs::read(&report_file).unwrap()).unwrap();
+    assert_eq!(saved, report);
+    let stored = scenario.kubectl_ok(&[
+        "get",
+        "configmap",
+        "-n",
+        "kyma-system",
+        "istio-proxy-reset-report",
+        "-o",
+        "jsonpath={.data.report\\.json}",
+    ]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&stored).unwrap()["summary"],
+        report["summary"]
+    );
+
+    for namespace in ["kyma-system", "shop", "monitoring"] {
+        for (pod, (_, proxy)) in pods(&scenario, namespace) {
+            if pod != "debug-shell" && !pod.starts_with("catalog-") {
+                assert_eq!(proxy, Some(new_proxy()), "{namespace}/{pod}");
+            }
+        }
+    }
+    // Exactly one new ReplicaSet per restarted Deployment (two in all), one new revision per
+    // rolled StatefulSet and DaemonSet.
+    let replica_sets = items(&scenario, "replicasets", "shop");
+    for name in ["orders", "web-0", "web-3", "web-5"] {
+        let owned = replica_sets
+            .iter()
+            .filter(|rs| rs["metadata"]["ownerReferences"][0]["name"] == name)
+            .count();
+        assert_eq!(owned, 2, "ReplicaSets of {name}");
+    }
+    for (namespace, owner) in [("shop", "search"), ("monitoring", "log-agent")] {
+        let revisions = items(&scenario, "controllerrevisions", namespace)
+            .into_iter()
+            .filter(|r| r["metadata"]["ownerReferences"][0]["name"] == owner)
+            .count();
+        assert_eq!(revisions, 2, "ControllerRevisions of {owner}");
+    }
+    let patches = successful_patches(&scenario);
+    assert!(patches.values().all(|n| *n == 1), "{patches:#?}");
+}
