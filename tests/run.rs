@@ -1,12 +1,13 @@
-//! `run` and live `plan`: the real binary against kube-sim over HTTPS, observed with kubectl
-//! and the simulator's request log.
+//! `run` and live `plan` on kube-sim alone: the real binary against the example state (loaded
+//! with its status, which only kube-sim takes), observed with kubectl and the simulator's
+//! request log. What runs on both backends is in `tests/upgrade.rs`.
 
 mod support;
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Cluster, await_condition, edit_item, example_state, pod_uids, workload};
+use support::{Cluster, edit_item, example_state, pod_uids, workload};
 
 const NEW: &str =
     "europe-docker.pkg.dev/kyma-project/prod/external/istio/proxyv2:1.24.1-distroless";
@@ -212,40 +213,6 @@ async fn a_live_plan_never_writes_and_lists_a_constant_number_of_pages() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_gate_restarts_nothing() {
-    let mut state = example_state();
-    let istiod: Vec<String> = state["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["kind"] == "Pod" && i["metadata"]["labels"]["app"] == "istiod")
-        .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
-        .collect();
-    // One istiod pod still on the old version: an upgrade half done.
-    edit_item(&mut state, "Pod", "istio-system", &istiod[0], |pod| {
-        pod["spec"]["containers"][0]["image"] =
-            json!("europe-docker.pkg.dev/kyma-project/prod/external/istio/pilot:1.23.2-distroless");
-    });
-    let cluster = Cluster::start(state, |_| {}).await;
-    let (code, report, _) = cluster.run(&[]).await;
-    assert_eq!(code, Some(2));
-    assert_eq!(report["controlPlane"]["gate"]["passed"], false);
-    let problems = report["controlPlane"]["gate"]["problems"].to_string();
-    assert!(problems.contains("different versions"), "{problems}");
-    assert!(
-        cluster.workload_writes().is_empty(),
-        "{:?}",
-        cluster.workload_writes()
-    );
-    let orders = workload(&report, "Deployment", "shop", "orders");
-    assert_eq!(orders["status"], "skipped");
-    assert_eq!(
-        orders["runbook"],
-        "runbooks/recovery.md#the-control-plane-gate-failed"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_control_plane_the_run_reports_and_touches_nothing() {
     let cluster = Cluster::start(example_state(), |_| {}).await;
     let (code, report, stderr) = cluster
@@ -278,185 +245,6 @@ async fn without_a_control_plane_the_run_reports_and_touches_nothing() {
     let saved: Value =
         serde_json::from_str(saved["data"]["report.json"].as_str().unwrap()).unwrap();
     assert_eq!(saved["summary"], report["summary"]);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rollout_that_never_gets_ready_fails_and_the_run_goes_on() {
-    let mut state = example_state();
-    edit_item(&mut state, "Deployment", "shop", "orders", |d| {
-        d["metadata"]["annotations"]["kube-sim.kyma-project.io/new-pods"] = json!("crash-loop");
-    });
-    let cluster = Cluster::start(state, |_| {}).await;
-    let (code, report, stderr) = cluster.run(&["--rollout-timeout", "3s"]).await;
-    assert_eq!(code, Some(3), "{stderr}");
-    let orders = workload(&report, "Deployment", "shop", "orders");
-    assert_eq!(orders["status"], "failed");
-    let reason = orders["reason"].as_str().unwrap();
-    assert!(
-        reason.contains("did not finish within 3s") || reason.contains("ProgressDeadlineExceeded"),
-        "{reason}"
-    );
-    assert_eq!(
-        orders["runbook"],
-        "runbooks/recovery.md#a-rollout-failed-or-timed-out"
-    );
-    // The others still completed, including those ordered after it.
-    assert_eq!(
-        workload(&report, "Deployment", "shop", "search")["status"],
-        "completed"
-    );
-    assert_eq!(report["summary"]["failed"], 1);
-    assert_eq!(report["summary"]["restarted"], 11);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pod_disruption_budget_blocks_eviction_until_it_allows_it() {
-    let mut state = example_state();
-    state["items"].as_array_mut().unwrap().push(json!({
-        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-        "metadata": {"name": "redis", "namespace": "shop"},
-        "spec": {"minAvailable": 3, "selector": {"matchLabels": {"app": "redis"}}}
-    }));
-    let cluster = Cluster::start(state, |_| {}).await;
-
-    // Blocked until the timeout: failed, with the PDB runbook.
-    let (code, report, _) = cluster
-        .run(&["--rollout-timeout", "2s", "--namespace", "shop"])
-        .await;
-    assert_eq!(code, Some(3));
-    let redis = workload(&report, "StatefulSet", "shop", "redis");
-    assert_eq!(redis["status"], "failed");
-    assert_eq!(
-        redis["runbook"],
-        "runbooks/recovery.md#an-eviction-blocked-by-a-poddisruptionbudget"
-    );
-    assert!(
-        cluster
-            .sim
-            .requests()
-            .iter()
-            .any(|r| r.path.ends_with("/redis-2/eviction") && r.status == 429)
-    );
-
-    // Blocked, then the budget is relaxed while the run waits: it goes through.
-    let run = tokio::spawn({
-        let mut command = cluster.command(&[
-            "run",
-            "--format",
-            "json",
-            "--rollout-timeout",
-            "60s",
-            "--namespace",
-            "shop",
-        ]);
-        async move { command.output().await.unwrap() }
-    });
-    let blocked_before = cluster
-        .sim
-        .requests()
-        .iter()
-        .filter(|r| r.status == 429)
-        .count();
-    await_condition(Duration::from_secs(20), "a refused eviction", || {
-        cluster
-            .sim
-            .requests()
-            .iter()
-            .filter(|r| r.status == 429)
-            .count()
-            > blocked_before
-    })
-    .await;
-    let patched = cluster.kubectl(&[
-        "patch",
-        "pdb",
-        "-n",
-        "shop",
-        "redis",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"spec":{"minAvailable":2}}"#,
-    ]);
-    assert!(
-        patched.status.success(),
-        "{}",
-        String::from_utf8_lossy(&patched.stderr)
-    );
-    let output = tokio::time::timeout(Duration::from_secs(90), run)
-        .await
-        .unwrap()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(
-        workload(&report, "StatefulSet", "shop", "redis")["status"],
-        "completed",
-        "{report}"
-    );
-    assert_eq!(output.status.code(), Some(0));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_killed_midway_finishes_on_the_next_without_restarting_twice() {
-    // Slow pods, so that the kill lands while rollouts are under way.
-    let cluster = Cluster::start(example_state(), |c| {
-        c.pod_start = Duration::from_millis(700)
-    })
-    .await;
-    let mut first = cluster
-        .command(&[
-            "run",
-            "--format",
-            "json",
-            "--rollout-timeout",
-            "60s",
-            "--concurrency",
-            "2",
-        ])
-        .spawn()
-        .unwrap();
-    await_condition(Duration::from_secs(20), "the first restarts", || {
-        cluster
-            .workload_writes()
-            .iter()
-            .filter(|r| r.method == "PATCH")
-            .count()
-            >= 3
-    })
-    .await;
-    first.kill().await.unwrap(); // SIGKILL: no chance to clean up
-    let _ = first.wait().await;
-
-    let (code, report, stderr) = cluster.run(&["--rollout-timeout", "60s"]).await;
-    assert_eq!(code, Some(0), "{stderr}");
-    assert!(
-        report["workloads"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|w| w["action"] == "manual" || w["status"] == "completed")
-    );
-
-    // Each workload was patched at most once, whichever run did it.
-    let mut patches = std::collections::BTreeMap::<String, usize>::new();
-    for request in cluster
-        .workload_writes()
-        .into_iter()
-        .filter(|r| r.method == "PATCH")
-    {
-        *patches.entry(request.path).or_default() += 1;
-    }
-    assert!(patches.values().all(|n| *n == 1), "{patches:#?}");
-    // And every restartable proxy is renewed.
-    let (_, last, _) = cluster.run(&[]).await;
-    assert!(
-        last["workloads"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|w| w["action"] == "manual"),
-        "{last}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

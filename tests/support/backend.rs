@@ -374,15 +374,7 @@ impl Scenario {
 
     /// The tool with another kubeconfig (a ServiceAccount's, say).
     pub fn command_with(&self, args: &[&str], kubeconfig: &Path) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_istio-proxy-reset"));
-        command.current_dir(root()).kill_on_drop(true);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("ISTIO_PROXY_RESET_") || key == "KUBECONFIG" {
-                command.env_remove(key);
-            }
-        }
-        command.args(args).arg("--kubeconfig").arg(kubeconfig);
-        command
+        super::tool_command(args, kubeconfig)
     }
 
     pub async fn tool(&self, args: &[&str]) -> Output {

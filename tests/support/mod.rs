@@ -75,15 +75,7 @@ impl Cluster {
 
     /// The tool with another kubeconfig (one that points at a fault proxy, say).
     pub fn command_with(&self, args: &[&str], kubeconfig: &Path) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_istio-proxy-reset"));
-        command.current_dir(root()).kill_on_drop(true);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("ISTIO_PROXY_RESET_") || key == "KUBECONFIG" {
-                command.env_remove(key);
-            }
-        }
-        command.args(args).arg("--kubeconfig").arg(kubeconfig);
-        command
+        tool_command(args, kubeconfig)
     }
 
     /// Runs the tool to its end (bounded by `limit`).
@@ -165,6 +157,20 @@ impl Cluster {
             .filter(|r| !r.path.contains("/events") && !r.path.contains("/configmaps"))
             .collect()
     }
+}
+
+/// The tool's binary with `args` and `--kubeconfig`, from the repository root, without the
+/// environment's own settings, killed if the test drops it.
+pub fn tool_command(args: &[&str], kubeconfig: &Path) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_istio-proxy-reset"));
+    command.current_dir(root()).kill_on_drop(true);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("ISTIO_PROXY_RESET_") || key == "KUBECONFIG" {
+            command.env_remove(key);
+        }
+    }
+    command.args(args).arg("--kubeconfig").arg(kubeconfig);
+    command
 }
 
 /// Polls `condition` until it holds or `timeout` passes.
