@@ -69,6 +69,21 @@ struct ControlPlane {
 
 static CONTROL_PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
 
+/// More kube-apiserver flags for this test binary's control plane (throttling, compaction).
+static APISERVER_ARGS: OnceLock<Vec<String>> = OnceLock::new();
+
+/// Gives this test binary's control plane more kube-apiserver flags; call before any scenario
+/// starts. Each test binary has its own control plane, so each can have its own flags.
+pub fn configure_upstream(apiserver_args: &[&str]) {
+    let args = apiserver_args.iter().map(|a| a.to_string()).collect();
+    let set = APISERVER_ARGS.get_or_init(|| args);
+    assert_eq!(
+        set,
+        &apiserver_args.to_vec(),
+        "one set of flags per test binary"
+    );
+}
+
 /// Stops the shared control plane when the test binary exits (statics are never dropped);
 /// its processes also die with the binary if it is killed (`PR_SET_PDEATHSIG`).
 extern "C" fn stop_control_plane() {
@@ -108,7 +123,9 @@ fn control_plane() -> &'static ControlPlane {
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Runtime::new().expect("a runtime");
             runtime.block_on(async move {
-                let started = kube_sim::upstream::start(UpstreamConfig::new(bin)).await;
+                let mut config = UpstreamConfig::new(bin);
+                config.apiserver_args = APISERVER_ARGS.get().cloned().unwrap_or_default();
+                let started = kube_sim::upstream::start(config).await;
                 let _ = send.send(started.map(Arc::new).map_err(|e| e.to_string()));
                 std::future::pending::<()>().await;
             });
@@ -260,7 +277,24 @@ impl Scenario {
         let count = APPLIED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = self.dir.path().join(format!("manifest-{count}.yaml"));
         std::fs::write(&path, manifest).unwrap();
-        self.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
+        let args = ["apply", "-f", path.to_str().unwrap()];
+        // A pod created with its namespace is refused (ServiceAccount admission) until the
+        // controller manager has made the namespace's `default` ServiceAccount; apply again.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let output = self.kubectl(&args);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let too_early = stderr.contains("serviceaccount \"default\" not found");
+            if output.status.success() || !too_early || std::time::Instant::now() > deadline {
+                assert!(
+                    output.status.success(),
+                    "{:?}: kubectl {args:?}: {stderr}",
+                    self.backend
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
     }
 
     /// A manifest of `tests/scenarios/`.

@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod faultproxy;
+pub mod job;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
