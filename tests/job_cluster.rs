@@ -53,8 +53,12 @@ async fn the_job_runs_with_its_service_accounts_token_and_no_more(backend: Backe
 
     let out = run_as_the_job(job, &kubeconfig).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let refused: Vec<String> = scenario
-        .tool_requests_as(&user)
+    let requests = scenario.tool_requests_as(&user);
+    assert!(
+        !requests.is_empty(),
+        "{backend:?}: the tool's requests as {user} are logged"
+    );
+    let refused: Vec<String> = requests
         .iter()
         .filter(|r| r.status == 403)
         .map(|r| r.line())

@@ -202,13 +202,13 @@ async fn a_rollout_that_never_gets_ready_fails_at_its_timeout_and_the_run_goes_o
         .await;
     scenario.install_istio(NEW).await;
 
-    let (code, report, stderr) = scenario.run(&["--rollout-timeout", "8s"]).await;
+    let (code, report, stderr) = scenario.run(&["--rollout-timeout", "20s"]).await;
     assert_eq!(code, Some(3), "{backend:?}: {stderr}");
     let orders = workload(&report, "Deployment", "shop", "orders");
     assert_eq!(orders["status"], "failed", "{backend:?}: {orders}");
     let reason = orders["reason"].as_str().unwrap();
     assert!(
-        reason.contains("did not finish within 8s") || reason.contains("ProgressDeadlineExceeded"),
+        reason.contains("did not finish within 20s") || reason.contains("ProgressDeadlineExceeded"),
         "{backend:?}: {reason}"
     );
     assert_eq!(
@@ -504,10 +504,12 @@ async fn a_run_survives_kube_apiserver_restarts() {
             }
         }
     }
-    // Exactly one new ReplicaSet per restarted Deployment (two in all), one new revision per
-    // rolled StatefulSet and DaemonSet.
+    // Exactly one new ReplicaSet per restarted Deployment (the old and the new one), one new
+    // revision per rolled StatefulSet and DaemonSet.
     let replica_sets = items(&scenario, "replicasets", "shop");
-    for name in ["orders", "web-0", "web-3", "web-5"] {
+    for name in [
+        "orders", "web-0", "web-1", "web-2", "web-3", "web-4", "web-5",
+    ] {
         let owned = replica_sets
             .iter()
             .filter(|rs| rs["metadata"]["ownerReferences"][0]["name"] == name)

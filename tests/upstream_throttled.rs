@@ -12,24 +12,24 @@ async fn a_throttling_api_server_slows_the_run_and_never_fails_it() {
     if !upstream_available() {
         return;
     }
-    // Priority and fairness off, so that the plain in-flight limits apply: three reads and one
-    // write at a time for the whole cluster (watches are exempt).
+    // Priority and fairness off, so that the plain in-flight limits apply: four reads and two
+    // writes at a time for the whole cluster (watches are exempt).
     configure_upstream(&[
         "--enable-priority-and-fairness=false",
-        "--max-requests-inflight=3",
-        "--max-mutating-requests-inflight=1",
+        "--max-requests-inflight=4",
+        "--max-mutating-requests-inflight=2",
     ]);
     let scenario = Scenario::every_action_upgraded(Backend::Upstream).await;
     // As the Job's ServiceAccount: the in-flight limits exempt system:masters, the admin's group.
     scenario.apply(&rbac_only(&render("job").1));
     let kubeconfig = service_account_kubeconfig(&scenario, SA);
-    let output = scenario
-        .command_with(
-            &["run", "--format", "json", "--rollout-timeout", "120s"],
-            &kubeconfig,
-        )
-        .output()
+    let mut command = scenario.command_with(
+        &["run", "--format", "json", "--rollout-timeout", "120s"],
+        &kubeconfig,
+    );
+    let output = tokio::time::timeout(std::time::Duration::from_secs(600), command.output())
         .await
+        .expect("the throttled run finishes within ten minutes")
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");

@@ -94,13 +94,24 @@ fn started_by_hand_it_serves_kubectl_with_real_controllers_and_cleans_up() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     let before = workdirs();
-    let mut upstream = Command::new(env!("CARGO_BIN_EXE_kube-sim"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kube-sim"));
+    command
         .args(["upstream", "--kubeconfig-out"])
         .arg(&kubeconfig)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    // It dies with this test binary even when that is killed (its own children die with it).
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut upstream = command.spawn().unwrap();
     let pid = upstream.id();
     // Killed even if an assertion fails: the child's own children die with it (PR_SET_PDEATHSIG).
     struct Kill(std::process::Child);

@@ -26,6 +26,10 @@ pub const OLD: &str = "1.23.2";
 pub const NEW: &str = "1.24.1";
 pub const HUB: &str = "europe-docker.pkg.dev/kyma-project/prod/external/istio";
 
+/// How long a scenario's setup may wait for pods and rollouts: generous, since it only matters
+/// when something is wrong, and a loaded 2-core machine (or a throttling API server) is slow.
+const SETUP: Duration = Duration::from_secs(240);
+
 /// Which API server a scenario runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -125,7 +129,14 @@ fn control_plane() -> &'static ControlPlane {
             runtime.block_on(async move {
                 let mut config = UpstreamConfig::new(bin);
                 config.apiserver_args = APISERVER_ARGS.get().cloned().unwrap_or_default();
-                let started = kube_sim::upstream::start(config).await;
+                // A free port found at start may be taken before its server binds it: try again.
+                let mut started = kube_sim::upstream::start(config.clone()).await;
+                for _ in 0..2 {
+                    if started.is_ok() {
+                        break;
+                    }
+                    started = kube_sim::upstream::start(config.clone()).await;
+                }
                 let _ = send.send(started.map(Arc::new).map_err(|e| e.to_string()));
                 std::future::pending::<()>().await;
             });
@@ -306,7 +317,7 @@ impl Scenario {
     /// Waits for `kubectl rollout status` of a workload to succeed.
     pub async fn rollout_status(&self, namespace: &str, workload: &str) {
         self.await_condition(
-            Duration::from_secs(90),
+            SETUP,
             &format!("{namespace} {workload} to roll out"),
             || {
                 self.kubectl(&[
@@ -327,15 +338,11 @@ impl Scenario {
     /// Waits until the namespace has `count` pods, none terminating, every one Running and Ready
     /// (what a workload's pods are before the upgrade).
     pub async fn await_pods_ready(&self, namespace: &str, count: usize) {
-        self.await_condition(
-            Duration::from_secs(90),
-            &format!("{count} Ready pods in {namespace}"),
-            || {
-                let pods = self.kubectl_json(&["get", "pods", "-n", namespace]);
-                let pods = pods["items"].as_array().cloned().unwrap_or_default();
-                pods.len() == count && pods.iter().all(is_ready)
-            },
-        )
+        self.await_condition(SETUP, &format!("{count} Ready pods in {namespace}"), || {
+            let pods = self.kubectl_json(&["get", "pods", "-n", namespace]);
+            let pods = pods["items"].as_array().cloned().unwrap_or_default();
+            pods.len() == count && pods.iter().all(is_ready)
+        })
         .await;
     }
 

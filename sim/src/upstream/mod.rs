@@ -51,6 +51,7 @@ impl UpstreamConfig {
 pub struct Upstream {
     url: String,
     kubeconfig: String,
+    supervisor_kubeconfig: String,
     admin_token: String,
     ca_pem: String,
     audit_log: PathBuf,
@@ -95,15 +96,17 @@ impl Spawner {
 
     fn spawn(&self, mut command: Command) -> std::io::Result<Child> {
         use std::os::unix::process::CommandExt;
-        // SAFETY: prctl and getppid are async-signal-safe; nothing else runs between fork and exec.
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: prctl and getppid are async-signal-safe, and nothing here allocates: nothing
+        // else runs between fork and exec.
         unsafe {
-            command.pre_exec(|| {
+            command.pre_exec(move || {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 // The parent may have died before prctl: then nobody would end this child.
-                if libc::getppid() == 1 {
-                    return Err(std::io::Error::other("the parent is gone"));
+                if libc::getppid() != parent {
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
                 }
                 Ok(())
             });
@@ -145,23 +148,29 @@ impl Processes {
 
     /// A child that has exited, with the end of its log: why the control plane is not ready.
     fn exited(&mut self) -> Option<String> {
-        for (name, child) in &mut self.children {
-            if let Ok(Some(status)) = child.try_wait() {
-                let log = std::fs::read_to_string(self.logs.join(format!("{name}.log")))
-                    .unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(15).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
-                return Some(format!("{name} exited ({status}):\n{}", tail.join("\n")));
-            }
-        }
-        None
+        let (name, status) = self
+            .children
+            .iter_mut()
+            .find_map(|(name, child)| child.try_wait().ok().flatten().map(|s| (*name, s)))?;
+        Some(format!("{name} exited ({status}):\n{}", self.tail(name)))
     }
 
-    /// SIGTERM to every child, last started first; SIGKILL to those still there after `grace`.
+    /// The last lines of a child's log (the directory goes with the handle, so errors carry them).
+    fn tail(&self, name: &str) -> String {
+        let log =
+            std::fs::read_to_string(self.logs.join(format!("{name}.log"))).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(15).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+
+    /// SIGTERM to every child still running; SIGKILL to those still there after `grace`.
     fn stop_all(&mut self, grace: Duration) {
-        for (_, child) in self.children.iter().rev() {
-            // SAFETY: sending a signal to our own child's pid.
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        for (_, child) in self.children.iter_mut() {
+            // A child already reaped has given up its pid, which another process may now hold.
+            if matches!(child.try_wait(), Ok(None)) {
+                // SAFETY: a signal to our own child, not yet reaped.
+                unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+            }
         }
         let deadline = Instant::now() + grace;
         for (_, child) in self.children.iter_mut().rev() {
@@ -244,14 +253,22 @@ pub async fn start(cfg: UpstreamConfig) -> Result<Upstream, Error> {
 
     // Static bearer tokens: one per component, each a user the bootstrap RBAC knows.
     let admin_token = random_token();
-    let [kcm_token, scheduler_token, kwok_token] = [random_token(), random_token(), random_token()];
+    // The supervisor (readiness, installing, the webhook's ConfigMap reads) has a user of its
+    // own, so that the admin's requests in the audit log are only the tests' and the tool's.
+    let [kcm_token, scheduler_token, kwok_token, supervisor_token] = [
+        random_token(),
+        random_token(),
+        random_token(),
+        random_token(),
+    ];
     write(
         &root.join("tokens.csv"),
         &format!(
             "{admin_token},kube-sim:admin,kube-sim:admin,system:masters\n\
              {kcm_token},system:kube-controller-manager,system:kube-controller-manager,\n\
              {scheduler_token},system:kube-scheduler,system:kube-scheduler,\n\
-             {kwok_token},kwok,kwok,system:masters\n"
+             {kwok_token},kwok,kwok,system:masters\n\
+             {supervisor_token},kube-sim:supervisor,kube-sim:supervisor,system:masters\n"
         ),
     )?;
     let kubeconfig = kubeconfig::render(&url, Some(&pki.ca_pem), &admin_token, &admin_token);
@@ -283,7 +300,8 @@ pub async fn start(cfg: UpstreamConfig) -> Result<Upstream, Error> {
         bin_dir: cfg.bin_dir.clone(),
         logs: root.clone(),
     }));
-    let upstream_client = admin_client(&kubeconfig).await?;
+    let supervisor_kubeconfig = component_kubeconfig(&url, &pki.ca_pem, &supervisor_token);
+    let upstream_client = admin_client(&supervisor_kubeconfig).await?;
     let values_client = upstream_client.clone();
     let values: webhook::ValuesSource = Arc::new(move |revision: String| {
         let client = values_client.clone();
@@ -303,6 +321,7 @@ pub async fn start(cfg: UpstreamConfig) -> Result<Upstream, Error> {
     let upstream = Upstream {
         url: url.clone(),
         kubeconfig,
+        supervisor_kubeconfig,
         admin_token,
         ca_pem: pki.ca_pem.clone(),
         audit_log,
@@ -337,6 +356,9 @@ pub async fn start(cfg: UpstreamConfig) -> Result<Upstream, Error> {
         "--leader-elect=false".into(),
         // No serving port: nothing scrapes it, and two control planes must not collide.
         "--secure-port=0".into(),
+        // kwok renews Node leases; a kube-apiserver restart on a loaded machine must not make
+        // the Nodes NotReady (and their pods with them) before it is back.
+        "--node-monitor-grace-period=5m".into(),
     ];
     let scheduler = vec![
         format!("--kubeconfig={}", at("scheduler.kubeconfig")),
@@ -410,17 +432,24 @@ fn apiserver_args(
         format!("--audit-log-path={}", at("audit.log")),
         "--audit-log-format=json".into(),
         "--audit-log-mode=blocking".into(),
+        // Never rotated while a test binary runs (lumberjack's default is 100 MB).
+        "--audit-log-maxsize=100000".into(),
         "--profiling=false".into(),
     ];
     args.extend(cfg.apiserver_args.iter().cloned());
     args
 }
 
-/// Every request, at Metadata level (no bodies: Secrets never reach the log), once answered.
+/// Every request of a client (the tests, the tool, a ServiceAccount it runs as) at Metadata level
+/// (no bodies: Secrets never reach the log), once answered; the control plane's own are left out.
 const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
 rules:
+- level: None
+  users: [system:apiserver, system:kube-controller-manager, system:kube-scheduler, kwok, kube-sim:supervisor]
+- level: None
+  userGroups: [system:serviceaccounts:kube-system, system:nodes]
 - level: Metadata
 ";
 
@@ -508,7 +537,7 @@ impl Upstream {
             .lock()
             .expect("not poisoned")
             .restart_apiserver()?;
-        let client = admin_client(&self.kubeconfig).await?;
+        let client = admin_client(&self.supervisor_kubeconfig).await?;
         self.wait_ready(&client, Duration::from_secs(90)).await
     }
 
@@ -526,9 +555,13 @@ impl Upstream {
                 return Ok(());
             }
             if Instant::now() > deadline {
+                let tail = self
+                    .processes
+                    .lock()
+                    .expect("not poisoned")
+                    .tail("kube-apiserver");
                 return Err(Error::Upstream(format!(
-                    "kube-apiserver was not ready within {limit:?} (logs in {})",
-                    self.dir().display()
+                    "kube-apiserver was not ready within {limit:?}; its log ends:\n{tail}"
                 )));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
