@@ -97,40 +97,29 @@ struct UpstreamArgs {
     apiserver_args: Vec<String>,
 }
 
-/// The directory `sim/upstream/build.sh` prints last (it builds first when its cache lacks it).
-fn built_bin_dir() -> Result<PathBuf, Error> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("upstream/build.sh");
-    let output = std::process::Command::new("bash")
-        .arg(&script)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .map_err(|e| Error::io(format!("cannot run {}", script.display()), e))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    match (output.status.success(), stdout.lines().last()) {
-        (true, Some(dir)) => Ok(PathBuf::from(dir.trim())),
-        _ => Err(Error::io(
-            format!("{} failed ({})", script.display(), output.status),
-            std::io::Error::other("build failed"),
-        )),
-    }
-}
-
 async fn upstream(args: UpstreamArgs) -> Result<(), Error> {
     use tokio::signal::unix::{SignalKind, signal};
+    // Signals are taken before anything starts (the build included), so none is lost to the
+    // default action and leaves a child behind.
+    let signal_error = |e| Error::io("cannot handle signals", e);
+    let mut term = signal(SignalKind::terminate()).map_err(signal_error)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
+    let mut usr1 = signal(SignalKind::user_defined1()).map_err(signal_error)?;
     let bin_dir = match args.bin_dir {
         Some(dir) => dir,
-        None => built_bin_dir()?,
+        None => tokio::select! {
+            built = tokio::task::spawn_blocking(kube_sim::upstream::bin_dir) => {
+                built.map_err(|e| Error::Upstream(e.to_string()))??
+            }
+            _ = term.recv() => return Ok(()),
+            _ = interrupt.recv() => return Ok(()),
+        },
     };
     let mut cfg = kube_sim::upstream::UpstreamConfig::new(bin_dir);
     cfg.nodes = args.nodes;
     cfg.pod_start = Duration::from_millis(args.pod_start_ms);
     cfg.apiserver_args = args.apiserver_args;
     let started = std::time::Instant::now();
-    // Signals are taken before the first child starts, so none is lost to the default action.
-    let signal_error = |e| Error::io("cannot handle signals", e);
-    let mut term = signal(SignalKind::terminate()).map_err(signal_error)?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
-    let mut usr1 = signal(SignalKind::user_defined1()).map_err(signal_error)?;
     let cluster = tokio::select! {
         started = kube_sim::upstream::start(cfg) => started?,
         _ = term.recv() => return Ok(()),

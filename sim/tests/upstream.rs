@@ -7,22 +7,6 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Needs Go to build the components; without it (and not in CI) the test says so and passes.
-fn go_available() -> bool {
-    let found = Command::new("go")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found || std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true: kube-sim upstream needs Go to build its components (sim/upstream/build.sh)"
-    );
-    if !found {
-        eprintln!("SKIPPED: no Go toolchain to build the upstream control plane");
-    }
-    found
-}
-
 fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> std::process::Output {
     Command::new("kubectl")
         .arg("--kubeconfig")
@@ -88,7 +72,7 @@ fn workdirs() -> std::collections::BTreeSet<std::path::PathBuf> {
 
 #[test]
 fn started_by_hand_it_serves_kubectl_with_real_controllers_and_cleans_up() {
-    if !go_available() {
+    if !kube_sim::upstream::available_for_tests() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

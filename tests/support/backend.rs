@@ -96,32 +96,9 @@ extern "C" fn stop_control_plane() {
     }
 }
 
-/// The binaries `sim/upstream/build.sh` builds (first when its cache lacks them), or
-/// `KUBE_SIM_UPSTREAM_BIN`.
-fn bin_dir() -> Result<PathBuf, String> {
-    if let Ok(dir) = std::env::var("KUBE_SIM_UPSTREAM_BIN") {
-        return Ok(PathBuf::from(dir));
-    }
-    let script = root().join("sim/upstream/build.sh");
-    let output = std::process::Command::new("bash")
-        .arg(&script)
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    match (output.status.success(), stdout.lines().last()) {
-        (true, Some(dir)) => Ok(PathBuf::from(dir.trim())),
-        _ => Err(format!(
-            "{} failed ({}): {}",
-            script.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        )),
-    }
-}
-
 fn control_plane() -> &'static ControlPlane {
     let plane = CONTROL_PLANE.get_or_init(|| {
-        let bin = bin_dir()?;
+        let bin = kube_sim::upstream::bin_dir().map_err(|e| e.to_string())?;
         let (send, receive) = std::sync::mpsc::channel();
         // Its own runtime, for as long as the binary runs: the webhook serves every test.
         std::thread::spawn(move || {
@@ -157,25 +134,9 @@ fn control_plane() -> &'static ControlPlane {
     }
 }
 
-/// Whether upstream scenarios can run: the Go toolchain is there (or the binaries are). Without
-/// it they are skipped with a line on stderr, except in CI (`CI=true`), where that fails.
+/// Whether upstream scenarios can run here (see `kube_sim::upstream::available_for_tests`).
 pub fn upstream_available() -> bool {
-    let have_binaries = std::env::var("KUBE_SIM_UPSTREAM_BIN").is_ok();
-    let have_go = std::process::Command::new("go")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if have_binaries || have_go {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true: the upstream backend needs Go to build its components (sim/upstream/build.sh)"
-    );
-    eprintln!(
-        "SKIPPED on the upstream backend: no Go toolchain to build it (sim/upstream/build.sh)"
-    );
-    false
+    kube_sim::upstream::available_for_tests()
 }
 
 /// One test's cluster, on either backend.

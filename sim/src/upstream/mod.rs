@@ -8,8 +8,11 @@
 //! none outlives its parent even when that is killed; [`Upstream::shutdown`] (or dropping the
 //! handle) stops them all and removes the control plane's directory.
 
+mod binaries;
 mod pki;
 pub mod webhook;
+
+pub use binaries::{available_for_tests, bin_dir};
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -57,7 +60,7 @@ pub struct Upstream {
     audit_log: PathBuf,
     processes: Arc<Mutex<Processes>>,
     webhook: tokio::task::JoinHandle<()>,
-    dir: Option<tempfile::TempDir>,
+    dir: tempfile::TempDir,
 }
 
 /// The children, in start order, and how to start kube-apiserver again.
@@ -222,18 +225,121 @@ fn component_kubeconfig(url: &str, ca_pem: &str, token: &str) -> String {
     kubeconfig::render(url, Some(ca_pem), token, token)
 }
 
+/// Static bearer tokens: the admin's (tests and the tool), the supervisor's (readiness,
+/// installing, the webhook's ConfigMap reads: a user of its own, so that the admin's requests in
+/// the audit log are only the tests' and the tool's), and one per component, each a user the
+/// bootstrap RBAC knows.
+struct Tokens {
+    admin: String,
+    supervisor: String,
+    controller_manager: String,
+    scheduler: String,
+    kwok: String,
+}
+
+impl Tokens {
+    fn new() -> Tokens {
+        Tokens {
+            admin: random_token(),
+            supervisor: random_token(),
+            controller_manager: random_token(),
+            scheduler: random_token(),
+            kwok: random_token(),
+        }
+    }
+
+    /// `--token-auth-file`: token, user, uid, groups.
+    fn csv(&self) -> String {
+        format!(
+            "{},kube-sim:admin,kube-sim:admin,system:masters\n\
+             {},kube-sim:supervisor,kube-sim:supervisor,system:masters\n\
+             {},system:kube-controller-manager,system:kube-controller-manager,\n\
+             {},system:kube-scheduler,system:kube-scheduler,\n\
+             {},kwok,kwok,system:masters\n",
+            self.admin, self.supervisor, self.controller_manager, self.scheduler, self.kwok
+        )
+    }
+}
+
+/// Where a control plane's files are, its ports, and its keys: everything its flags name.
+struct Layout {
+    root: PathBuf,
+    pki: pki::Pki,
+    etcd_port: u16,
+    peer_port: u16,
+    apiserver_port: u16,
+    url: String,
+}
+
+impl Layout {
+    fn new(root: &Path) -> Result<Layout, Error> {
+        let apiserver_port = free_port()?;
+        Ok(Layout {
+            root: root.to_path_buf(),
+            pki: pki::Pki::generate(root)?,
+            etcd_port: free_port()?,
+            peer_port: free_port()?,
+            apiserver_port,
+            url: format!("https://127.0.0.1:{apiserver_port}"),
+        })
+    }
+
+    fn at(&self, name: &str) -> String {
+        self.root.join(name).display().to_string()
+    }
+
+    /// tokens.csv, the components' kubeconfigs, the audit policy and kwok's configuration.
+    fn write_files(&self, cfg: &UpstreamConfig, tokens: &Tokens) -> Result<(), Error> {
+        write(&self.root.join("tokens.csv"), &tokens.csv())?;
+        for (name, token) in [
+            ("controller-manager", &tokens.controller_manager),
+            ("scheduler", &tokens.scheduler),
+            ("kwok", &tokens.kwok),
+        ] {
+            write(
+                &self.root.join(format!("{name}.kubeconfig")),
+                &component_kubeconfig(&self.url, &self.pki.ca_pem, token),
+            )?;
+        }
+        write(&self.root.join("audit-policy.yaml"), AUDIT_POLICY)?;
+        let pod_start_ms = cfg.pod_start.as_millis().to_string();
+        write(
+            &self.root.join("kwok.yaml"),
+            &include_str!("kwok.yaml").replace("POD_START_MS", &pod_start_ms),
+        )
+    }
+}
+
+/// What the injector webhook injects for a revision: its ConfigMap's values, read at the time.
+fn injector_values(client: kube::Client) -> webhook::ValuesSource {
+    Arc::new(move |revision: String| {
+        let client = client.clone();
+        Box::pin(async move {
+            let name = injector::injector_configmap(&revision);
+            let path = format!("/api/v1/namespaces/{ISTIO_NAMESPACE}/configmaps/{name}");
+            match request(&client, "GET", &path, None).await {
+                Ok(configmap) => Ok(Some(injector::configmap_values(&configmap))),
+                Err(RequestError::Status(404, _)) => Ok(None),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    })
+}
+
+const BINARIES: [&str; 5] = [
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+];
+
 /// Starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and the injector
 /// webhook; creates the Nodes, the `istio-system` namespace and Istio's webhook configuration of
 /// the default revision; returns once the Nodes are Ready and the controllers run. Must be
 /// called inside a Tokio runtime.
 pub async fn start(cfg: UpstreamConfig) -> Result<Upstream, Error> {
-    for bin in [
-        "etcd",
-        "kube-apiserver",
-        "kube-controller-manager",
-        "kube-scheduler",
-        "kwok",
-    ] {
+    for bin in BINARIES {
         let path = cfg.bin_dir.join(bin);
         if !path.is_file() {
             return Err(Error::io(
@@ -246,173 +352,101 @@ pub async fn start(cfg: UpstreamConfig) -> Result<Upstream, Error> {
         .prefix("kube-sim-upstream-")
         .tempdir()
         .map_err(|e| Error::io("cannot make the control plane's directory", e))?;
-    let root = dir.path().to_path_buf();
-    let pki = pki::Pki::generate(&root)?;
-    let (etcd_port, peer_port, apiserver_port) = (free_port()?, free_port()?, free_port()?);
-    let url = format!("https://127.0.0.1:{apiserver_port}");
-
-    // Static bearer tokens: one per component, each a user the bootstrap RBAC knows.
-    let admin_token = random_token();
-    // The supervisor (readiness, installing, the webhook's ConfigMap reads) has a user of its
-    // own, so that the admin's requests in the audit log are only the tests' and the tool's.
-    let [kcm_token, scheduler_token, kwok_token, supervisor_token] = [
-        random_token(),
-        random_token(),
-        random_token(),
-        random_token(),
-    ];
-    write(
-        &root.join("tokens.csv"),
-        &format!(
-            "{admin_token},kube-sim:admin,kube-sim:admin,system:masters\n\
-             {kcm_token},system:kube-controller-manager,system:kube-controller-manager,\n\
-             {scheduler_token},system:kube-scheduler,system:kube-scheduler,\n\
-             {kwok_token},kwok,kwok,system:masters\n\
-             {supervisor_token},kube-sim:supervisor,kube-sim:supervisor,system:masters\n"
-        ),
-    )?;
-    let kubeconfig = kubeconfig::render(&url, Some(&pki.ca_pem), &admin_token, &admin_token);
-    for (name, token) in [
-        ("controller-manager", &kcm_token),
-        ("scheduler", &scheduler_token),
-        ("kwok", &kwok_token),
-    ] {
-        write(
-            &root.join(format!("{name}.kubeconfig")),
-            &component_kubeconfig(&url, &pki.ca_pem, token),
-        )?;
-    }
-    write(&root.join("audit-policy.yaml"), AUDIT_POLICY)?;
-    let pod_start_ms = cfg.pod_start.as_millis().to_string();
-    write(
-        &root.join("kwok.yaml"),
-        &include_str!("kwok.yaml").replace("POD_START_MS", &pod_start_ms),
-    )?;
-    let audit_log = root.join("audit.log");
-
-    let path = |p: &Path| p.display().to_string();
-    let at = |name: &str| root.join(name).display().to_string();
-    let apiserver = apiserver_args(&cfg, &pki, &root, etcd_port, apiserver_port);
+    let layout = Layout::new(dir.path())?;
+    let tokens = Tokens::new();
+    layout.write_files(&cfg, &tokens)?;
+    let apiserver = apiserver_args(&cfg, &layout);
     let processes = Arc::new(Mutex::new(Processes {
         spawner: Spawner::get(),
         children: Vec::new(),
         apiserver: apiserver.clone(),
         bin_dir: cfg.bin_dir.clone(),
-        logs: root.clone(),
+        logs: layout.root.clone(),
     }));
-    let supervisor_kubeconfig = component_kubeconfig(&url, &pki.ca_pem, &supervisor_token);
-    let upstream_client = admin_client(&supervisor_kubeconfig).await?;
-    let values_client = upstream_client.clone();
-    let values: webhook::ValuesSource = Arc::new(move |revision: String| {
-        let client = values_client.clone();
-        Box::pin(async move {
-            let name = injector::injector_configmap(&revision);
-            let path = format!("/api/v1/namespaces/{ISTIO_NAMESPACE}/configmaps/{name}");
-            match request(&client, "GET", &path, None).await {
-                Ok(configmap) => Ok(Some(injector::configmap_values(&configmap))),
-                Err(RequestError::Status(404, _)) => Ok(None),
-                Err(e) => Err(e.to_string()),
-            }
-        })
-    });
-    let (webhook_addr, webhook) =
-        webhook::serve(&pki.webhook_cert_pem, &pki.webhook_key_pem, values).await?;
-
+    let supervisor_kubeconfig =
+        component_kubeconfig(&layout.url, &layout.pki.ca_pem, &tokens.supervisor);
+    let client = admin_client(&supervisor_kubeconfig).await?;
+    let (webhook_addr, webhook) = webhook::serve(
+        &layout.pki.webhook_cert_pem,
+        &layout.pki.webhook_key_pem,
+        injector_values(client.clone()),
+    )
+    .await?;
     let upstream = Upstream {
-        url: url.clone(),
-        kubeconfig,
+        url: layout.url.clone(),
+        kubeconfig: kubeconfig::render(
+            &layout.url,
+            Some(&layout.pki.ca_pem),
+            &tokens.admin,
+            &tokens.admin,
+        ),
         supervisor_kubeconfig,
-        admin_token,
-        ca_pem: pki.ca_pem.clone(),
-        audit_log,
+        admin_token: tokens.admin.clone(),
+        ca_pem: layout.pki.ca_pem.clone(),
+        audit_log: layout.root.join("audit.log"),
         processes: processes.clone(),
         webhook,
-        dir: Some(dir),
+        dir,
     };
-    let etcd = vec![
-        format!("--data-dir={}", at("etcd")),
-        format!("--listen-client-urls=http://127.0.0.1:{etcd_port}"),
-        format!("--advertise-client-urls=http://127.0.0.1:{etcd_port}"),
-        format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
-        format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
-        format!("--initial-cluster=default=http://127.0.0.1:{peer_port}"),
-        // A test cluster's data is thrown away: no fsync, which makes etcd far faster on a shared disk.
-        "--unsafe-no-fsync=true".into(),
-        "--log-level=warn".into(),
-    ];
-    let controller_manager = vec![
-        format!("--kubeconfig={}", at("controller-manager.kubeconfig")),
-        // Token controller and kube-root-ca.crt publisher: ServiceAccount tokens work in pods.
-        format!(
-            "--service-account-private-key-file={}",
-            path(&pki.service_account_key)
-        ),
-        format!("--root-ca-file={}", path(&pki.ca_cert)),
-        // Every controller acts as its own ServiceAccount, as in a real cluster's RBAC.
-        "--use-service-account-credentials=true".into(),
-        // A test cluster is not throttled by its own controller manager.
-        "--kube-api-qps=500".into(),
-        "--kube-api-burst=1000".into(),
-        "--leader-elect=false".into(),
-        // No serving port: nothing scrapes it, and two control planes must not collide.
-        "--secure-port=0".into(),
-        // kwok renews Node leases; a kube-apiserver restart on a loaded machine must not make
-        // the Nodes NotReady (and their pods with them) before it is back.
-        "--node-monitor-grace-period=5m".into(),
-    ];
-    let scheduler = vec![
-        format!("--kubeconfig={}", at("scheduler.kubeconfig")),
-        "--leader-elect=false".into(),
-        "--secure-port=0".into(),
-    ];
-    let kwok = vec![
-        format!("--kubeconfig={}", at("kwok.kubeconfig")),
-        format!("--config={}", at("kwok.yaml")),
-    ];
+
     let bin = |name: &str| cfg.bin_dir.join(name);
     {
         let mut p = processes.lock().expect("not poisoned");
-        p.start("etcd", &bin("etcd"), &etcd)?;
+        p.start("etcd", &bin("etcd"), &etcd_args(&layout))?;
         p.start("kube-apiserver", &bin("kube-apiserver"), &apiserver)?;
     }
     upstream
-        .wait_ready(&upstream_client, Duration::from_secs(90))
+        .wait_ready(&client, Duration::from_secs(90))
         .await?;
     {
         let mut p = processes.lock().expect("not poisoned");
+        let controller_manager = controller_manager_args(&layout);
         p.start(
             "kube-controller-manager",
             &bin("kube-controller-manager"),
             &controller_manager,
         )?;
-        p.start("kube-scheduler", &bin("kube-scheduler"), &scheduler)?;
-        p.start("kwok", &bin("kwok"), &kwok)?;
+        p.start(
+            "kube-scheduler",
+            &bin("kube-scheduler"),
+            &scheduler_args(&layout),
+        )?;
+        p.start("kwok", &bin("kwok"), &kwok_args(&layout))?;
     }
     upstream
-        .install(&upstream_client, &cfg, &format!("https://{webhook_addr}"))
+        .install(&client, &cfg, &format!("https://{webhook_addr}"))
         .await?;
     Ok(upstream)
 }
 
+fn etcd_args(layout: &Layout) -> Vec<String> {
+    let (client, peer) = (layout.etcd_port, layout.peer_port);
+    vec![
+        format!("--data-dir={}", layout.at("etcd")),
+        format!("--listen-client-urls=http://127.0.0.1:{client}"),
+        format!("--advertise-client-urls=http://127.0.0.1:{client}"),
+        format!("--listen-peer-urls=http://127.0.0.1:{peer}"),
+        format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer}"),
+        format!("--initial-cluster=default=http://127.0.0.1:{peer}"),
+        // A test cluster's data is thrown away: no fsync, which makes etcd far faster on a shared disk.
+        "--unsafe-no-fsync=true".into(),
+        "--log-level=warn".into(),
+    ]
+}
+
 /// kube-apiserver's flags, each needed for what DESIGN §5.1 asks of it.
-fn apiserver_args(
-    cfg: &UpstreamConfig,
-    pki: &pki::Pki,
-    root: &Path,
-    etcd_port: u16,
-    port: u16,
-) -> Vec<String> {
+fn apiserver_args(cfg: &UpstreamConfig, layout: &Layout) -> Vec<String> {
+    let pki = &layout.pki;
     let path = |p: &Path| p.display().to_string();
-    let at = |name: &str| root.join(name).display().to_string();
     let mut args = vec![
-        format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
+        format!("--etcd-servers=http://127.0.0.1:{}", layout.etcd_port),
         "--bind-address=127.0.0.1".into(),
         "--advertise-address=127.0.0.1".into(),
-        format!("--secure-port={port}"),
+        format!("--secure-port={}", layout.apiserver_port),
         format!("--tls-cert-file={}", path(&pki.apiserver_cert)),
         format!("--tls-private-key-file={}", path(&pki.apiserver_key)),
         // Clients authenticate with the static tokens of tokens.csv, or ServiceAccount tokens.
-        format!("--token-auth-file={}", at("tokens.csv")),
+        format!("--token-auth-file={}", layout.at("tokens.csv")),
         format!("--client-ca-file={}", path(&pki.ca_cert)),
         format!(
             "--service-account-key-file={}",
@@ -428,8 +462,8 @@ fn apiserver_args(
         // (PodSecurity, ServiceAccount, the webhooks among them) are on without a flag.
         "--authorization-mode=Node,RBAC".into(),
         // The request log of the upstream backend: one JSON line per request, written as it is answered.
-        format!("--audit-policy-file={}", at("audit-policy.yaml")),
-        format!("--audit-log-path={}", at("audit.log")),
+        format!("--audit-policy-file={}", layout.at("audit-policy.yaml")),
+        format!("--audit-log-path={}", layout.at("audit.log")),
         "--audit-log-format=json".into(),
         "--audit-log-mode=blocking".into(),
         // Never rotated while a test binary runs (lumberjack's default is 100 MB).
@@ -438,6 +472,48 @@ fn apiserver_args(
     ];
     args.extend(cfg.apiserver_args.iter().cloned());
     args
+}
+
+fn controller_manager_args(layout: &Layout) -> Vec<String> {
+    let pki = &layout.pki;
+    vec![
+        format!(
+            "--kubeconfig={}",
+            layout.at("controller-manager.kubeconfig")
+        ),
+        // Token controller and kube-root-ca.crt publisher: ServiceAccount tokens work in pods.
+        format!(
+            "--service-account-private-key-file={}",
+            pki.service_account_key.display()
+        ),
+        format!("--root-ca-file={}", pki.ca_cert.display()),
+        // Every controller acts as its own ServiceAccount, as in a real cluster's RBAC.
+        "--use-service-account-credentials=true".into(),
+        // A test cluster is not throttled by its own controller manager.
+        "--kube-api-qps=500".into(),
+        "--kube-api-burst=1000".into(),
+        "--leader-elect=false".into(),
+        // No serving port: nothing scrapes it, and two control planes must not collide.
+        "--secure-port=0".into(),
+        // kwok renews Node leases; a kube-apiserver restart on a loaded machine must not make
+        // the Nodes NotReady (and their pods with them) before it is back.
+        "--node-monitor-grace-period=5m".into(),
+    ]
+}
+
+fn scheduler_args(layout: &Layout) -> Vec<String> {
+    vec![
+        format!("--kubeconfig={}", layout.at("scheduler.kubeconfig")),
+        "--leader-elect=false".into(),
+        "--secure-port=0".into(),
+    ]
+}
+
+fn kwok_args(layout: &Layout) -> Vec<String> {
+    vec![
+        format!("--kubeconfig={}", layout.at("kwok.kubeconfig")),
+        format!("--config={}", layout.at("kwok.yaml")),
+    ]
 }
 
 /// Every request of a client (the tests, the tool, a ServiceAccount it runs as) at Metadata level
@@ -527,7 +603,7 @@ impl Upstream {
 
     /// The control plane's directory (certificates, kubeconfigs, each process's log).
     pub fn dir(&self) -> &Path {
-        self.dir.as_ref().expect("until shutdown").path()
+        self.dir.path()
     }
 
     /// Kills kube-apiserver with SIGKILL and starts it again with the same flags and port; returns
@@ -668,37 +744,26 @@ impl Upstream {
     /// Kills every process at once and removes the directory, for a handle that is never dropped
     /// (a test binary's shared control plane, stopped at exit).
     pub fn kill(&self) {
-        self.webhook.abort();
-        if let Ok(mut processes) = self.processes.lock() {
-            processes.stop_all(Duration::ZERO);
-        }
-        if let Some(dir) = &self.dir {
-            let _ = std::fs::remove_dir_all(dir.path());
-        }
+        self.stop(Duration::ZERO);
     }
 
     /// Stops every process (SIGTERM, then SIGKILL after 5 s) and removes the directory.
-    pub async fn shutdown(mut self) {
-        let processes = self.processes.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            processes
-                .lock()
-                .expect("not poisoned")
-                .stop_all(Duration::from_secs(5))
-        })
-        .await;
+    pub async fn shutdown(self) {
+        let _ = tokio::task::spawn_blocking(move || self.stop(Duration::from_secs(5))).await;
+    }
+
+    /// The webhook, then every process (SIGTERM, SIGKILL after `grace`), then the directory.
+    fn stop(&self, grace: Duration) {
         self.webhook.abort();
-        if let Some(dir) = self.dir.take() {
-            let _ = dir.close();
+        if let Ok(mut processes) = self.processes.lock() {
+            processes.stop_all(grace);
         }
+        let _ = std::fs::remove_dir_all(self.dir.path());
     }
 }
 
 impl Drop for Upstream {
     fn drop(&mut self) {
-        self.webhook.abort();
-        if let Ok(mut processes) = self.processes.lock() {
-            processes.stop_all(Duration::ZERO);
-        }
+        self.stop(Duration::ZERO);
     }
 }
