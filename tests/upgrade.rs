@@ -526,3 +526,86 @@ async fn a_run_survives_kube_apiserver_restarts() {
     let patches = successful_patches(&scenario);
     assert!(patches.values().all(|n| *n == 1), "{patches:#?}");
 }
+
+/// A tenth of the tool's requests failed by the fault proxy in front of the server (429 with
+/// Retry-After, 500, 503, connections dropped before or after the server acted, watches cut),
+/// over three seeds: every workload renewed, each by exactly one successful restart patch, the
+/// report whole in the ConfigMap.
+async fn a_tenth_of_requests_failing_renews_everything_once(backend: Backend) {
+    for seed in [1, 2, 3] {
+        let scenario = Scenario::every_action_upgraded(backend).await;
+        let (url, ca, token) = scenario.server();
+        let proxy = support::faultproxy::FaultProxy::start_with(
+            &url,
+            ca.as_deref(),
+            vec![],
+            Some((0.1, seed)),
+        )
+        .await;
+        let kubeconfig = scenario.dir.path().join("through-the-proxy");
+        std::fs::write(
+            &kubeconfig,
+            support::faultproxy::kubeconfig(&proxy.url, &token),
+        )
+        .unwrap();
+        let args = [
+            "run",
+            "--format",
+            "json",
+            "--rollout-timeout",
+            "90s",
+            "--report-configmap",
+            "kyma-system/istio-proxy-reset-report",
+        ];
+        let mut command = scenario.command_with(&args, &kubeconfig);
+        let output = tokio::time::timeout(std::time::Duration::from_secs(400), command.output())
+            .await
+            .expect("the run finishes")
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{backend:?} seed {seed}: {stderr}"
+        );
+        assert!(
+            proxy.faults_applied() > 0,
+            "{backend:?} seed {seed}: no fault fell"
+        );
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(report["summary"]["restarted"], 8, "{backend:?} seed {seed}");
+        assert_eq!(report["summary"]["failed"], 0, "{backend:?} seed {seed}");
+        let stored = scenario.kubectl_ok(&[
+            "get",
+            "configmap",
+            "-n",
+            "kyma-system",
+            "istio-proxy-reset-report",
+            "-o",
+            "jsonpath={.data.report\\.json}",
+        ]);
+        assert_eq!(
+            serde_json::from_str::<Value>(&stored).unwrap()["summary"],
+            report["summary"]
+        );
+        let patches = successful_patches(&scenario);
+        assert_eq!(patches.len(), 4, "{backend:?} seed {seed}: {patches:#?}");
+        assert!(
+            patches.values().all(|n| *n == 1),
+            "{backend:?} seed {seed}: {patches:#?}"
+        );
+        for namespace in ["kyma-system", "shop", "monitoring"] {
+            for (pod, (_, proxy)) in pods(&scenario, namespace) {
+                if pod != "debug-shell" && !pod.starts_with("catalog-") {
+                    assert_eq!(
+                        proxy,
+                        Some(new_proxy()),
+                        "{backend:?} seed {seed}: {namespace}/{pod}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+on_both_backends!(a_tenth_of_requests_failing_renews_everything_once);

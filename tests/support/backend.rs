@@ -445,6 +445,24 @@ impl Scenario {
             .collect()
     }
 
+    /// The API server's URL, the CA that signed it, and the token the tool acts with: what a
+    /// proxy in front of the server needs.
+    pub fn server(&self) -> (String, Option<String>, String) {
+        match (&self.sim, &self.upstream) {
+            (Some(sim), _) => (
+                sim.url().to_string(),
+                sim.ca_pem().map(str::to_string),
+                sim.token().to_string(),
+            ),
+            (None, Some(upstream)) => (
+                upstream.url().to_string(),
+                Some(upstream.ca_pem().to_string()),
+                upstream.admin_token().to_string(),
+            ),
+            (None, None) => unreachable!("a scenario has a backend"),
+        }
+    }
+
     /// The upstream control plane, for what only it has (restarting kube-apiserver).
     pub fn upstream(&self) -> Option<&Upstream> {
         self.upstream.as_deref()

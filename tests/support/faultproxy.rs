@@ -1,7 +1,8 @@
-//! A plain-HTTP proxy between the tool and kube-sim that fails chosen requests in chosen ways:
-//! an answer the server never gave (429, 409, 410, 5xx, 403, …), a connection dropped before or
-//! after the server acted, a slow answer, a watch cut mid-stream. Faults are aimed by method,
-//! path and query, so each stage of a run can be hit on its own.
+//! A plain-HTTP proxy between the tool and an API server (kube-sim, or the upstream
+//! kube-apiserver over HTTPS) that fails chosen requests in chosen ways: an answer the server
+//! never gave (429, 409, 410, 5xx, 403, …), a connection dropped before or after the server
+//! acted, a slow answer, a watch cut mid-stream. Faults are aimed by method, path and query, so
+//! each stage of a run can be hit on its own, or fall at random on a share of all requests.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,6 +12,7 @@ use futures::StreamExt;
 use http_body_util::{BodyExt, BodyStream, Full, StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -63,9 +65,52 @@ impl Rule {
 /// What the proxy saw: `(method, path, query, fault applied)`.
 pub type Seen = (String, String, String, Option<Fault>);
 
+type UpstreamClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Faults at random: each request fails with probability `rate`, as one of 429 (Retry-After),
+/// 500, 503, a connection dropped before or after the server acted, or (a watch) a stream cut.
+#[derive(Debug)]
+struct Chaos {
+    rate: f64,
+    state: u64,
+}
+
+impl Chaos {
+    /// xorshift64*: reproducible from the seed for the same order of requests.
+    fn next(&mut self) -> f64 {
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        (self.state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn fault(&mut self, query: &str) -> Option<Fault> {
+        if self.next() >= self.rate {
+            return None;
+        }
+        let watch = query.contains("watch=true") || query.contains("watch=1");
+        let faults: &[Fault] = if watch {
+            &[
+                Fault::Status(503),
+                Fault::CutAfter(Duration::from_millis(300)),
+            ]
+        } else {
+            &[
+                Fault::Status(429),
+                Fault::Status(500),
+                Fault::Status(503),
+                Fault::DropBefore,
+                Fault::DropAfter,
+            ]
+        };
+        Some(faults[(self.next() * faults.len() as f64) as usize % faults.len()])
+    }
+}
+
 pub struct FaultProxy {
     pub url: String,
     rules: Arc<Mutex<Vec<Rule>>>,
+    chaos: Arc<Mutex<Option<Chaos>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -73,35 +118,43 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Listens on 127.0.0.1 and forwards to `upstream` (a plain-HTTP kube-sim).
     pub async fn start(upstream: &str, rules: Vec<Rule>) -> FaultProxy {
+        FaultProxy::start_with(upstream, None, rules, None).await
+    }
+
+    /// Forwards to `upstream` over HTTPS trusting `ca_pem` (or plain HTTP without one), failing
+    /// what `rules` aim at and, with `chaos` `(rate, seed)`, a share of all requests at random.
+    pub async fn start_with(
+        upstream: &str,
+        ca_pem: Option<&str>,
+        rules: Vec<Rule>,
+        chaos: Option<(f64, u64)>,
+    ) -> FaultProxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let rules = Arc::new(Mutex::new(rules));
+        let chaos = Arc::new(Mutex::new(chaos.map(|(rate, seed)| Chaos {
+            rate,
+            state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+        })));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let client: Client<HttpConnector, Full<Bytes>> =
-            Client::builder(TokioExecutor::new()).build_http();
+        let client = upstream_client(ca_pem);
         let upstream = upstream.trim_end_matches('/').to_string();
         let task = tokio::spawn({
-            let (rules, seen) = (rules.clone(), seen.clone());
+            let (rules, chaos, seen) = (rules.clone(), chaos.clone(), seen.clone());
             async move {
                 loop {
                     let Ok((stream, _)) = listener.accept().await else {
                         return;
                     };
-                    let (rules, seen, client, upstream) = (
-                        rules.clone(),
-                        seen.clone(),
-                        client.clone(),
-                        upstream.clone(),
-                    );
+                    let faults = Faults {
+                        rules: rules.clone(),
+                        chaos: chaos.clone(),
+                        seen: seen.clone(),
+                    };
+                    let (client, upstream) = (client.clone(), upstream.clone());
                     tokio::spawn(async move {
                         let service = hyper::service::service_fn(move |request| {
-                            handle(
-                                request,
-                                rules.clone(),
-                                seen.clone(),
-                                client.clone(),
-                                upstream.clone(),
-                            )
+                            handle(request, faults.clone(), client.clone(), upstream.clone())
                         });
                         let _ = hyper::server::conn::http1::Builder::new()
                             .serve_connection(TokioIo::new(stream), service)
@@ -113,9 +166,15 @@ impl FaultProxy {
         FaultProxy {
             url,
             rules,
+            chaos,
             seen,
             task,
         }
+    }
+
+    /// Stops failing requests at random (the rules stay).
+    pub fn calm(&self) {
+        *self.chaos.lock().unwrap() = None;
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -189,19 +248,46 @@ fn status_body(code: u16) -> Response<Body> {
         .unwrap()
 }
 
-async fn handle(
-    request: Request<Incoming>,
+/// A client for the server behind the proxy: HTTPS trusting `ca_pem`, or plain HTTP.
+fn upstream_client(ca_pem: Option<&str>) -> UpstreamClient {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in ca_pem
+        .map(|pem| CertificateDer::pem_slice_iter(pem.as_bytes()))
+        .into_iter()
+        .flatten()
+    {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// What decides a request's fate, and the record of it.
+#[derive(Clone)]
+struct Faults {
     rules: Arc<Mutex<Vec<Rule>>>,
+    chaos: Arc<Mutex<Option<Chaos>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
-    client: Client<HttpConnector, Full<Bytes>>,
-    upstream: String,
-) -> Result<Response<Body>, Dropped> {
-    let method = request.method().to_string();
-    let path = request.uri().path().to_string();
-    let query = request.uri().query().unwrap_or("").to_string();
-    let fault = {
-        let mut rules = rules.lock().unwrap();
-        rules
+}
+
+impl Faults {
+    /// The first rule aimed at the request (used up by one), else chance.
+    fn decide(&self, method: &str, path: &str, query: &str) -> Option<Fault> {
+        let aimed = self
+            .rules
+            .lock()
+            .unwrap()
             .iter_mut()
             .find(|r| {
                 r.times > 0
@@ -212,9 +298,35 @@ async fn handle(
             .map(|r| {
                 r.times -= 1;
                 r.fault
-            })
-    };
-    seen.lock().unwrap().push((method, path, query, fault));
+            });
+        let fault = aimed.or_else(|| {
+            self.chaos
+                .lock()
+                .unwrap()
+                .as_mut()
+                .and_then(|c| c.fault(query))
+        });
+        let record = (
+            method.to_string(),
+            path.to_string(),
+            query.to_string(),
+            fault,
+        );
+        self.seen.lock().unwrap().push(record);
+        fault
+    }
+}
+
+async fn handle(
+    request: Request<Incoming>,
+    faults: Faults,
+    client: UpstreamClient,
+    upstream: String,
+) -> Result<Response<Body>, Dropped> {
+    let method = request.method().to_string();
+    let path = request.uri().path().to_string();
+    let query = request.uri().query().unwrap_or("").to_string();
+    let fault = faults.decide(&method, &path, &query);
 
     match fault {
         Some(Fault::Status(code)) => return Ok(status_body(code)),
