@@ -506,6 +506,9 @@ fn scheduler_args(layout: &Layout) -> Vec<String> {
         format!("--kubeconfig={}", layout.at("scheduler.kubeconfig")),
         "--leader-elect=false".into(),
         "--secure-port=0".into(),
+        // Binding thousands of pods at its default 50 requests a second takes minutes.
+        "--kube-api-qps=500".into(),
+        "--kube-api-burst=1000".into(),
     ]
 }
 
