@@ -104,30 +104,44 @@ pub async fn write_configmap(client: &Client, target: &str, report: &Report) -> 
         "data": patched_data,
     });
     let (params, patch) = (PatchParams::default(), Patch::Merge(&body));
-    let patched = retry(&action, || api.patch(&name, &params, &patch)).await;
-    match patched {
+    let update = || retry(&action, || api.patch(&name, &params, &patch));
+    let kube_error = |source| Error::Kube {
+        action: action.clone(),
+        source,
+    };
+    match update().await {
         Ok(_) => Ok(()),
         Err(error) if status_code(&error) == Some(404) => {
-            let configmap = ConfigMap {
-                metadata: ObjectMeta {
-                    name: Some(name.clone()),
-                    namespace: Some(namespace.clone()),
-                    labels: Some(BTreeMap::from([(
-                        "app.kubernetes.io/name".to_string(),
-                        COMPONENT.to_string(),
-                    )])),
-                    ..ObjectMeta::default()
-                },
-                data: Some(data),
-                ..ConfigMap::default()
-            };
+            let configmap = report_configmap(&namespace, &name, data);
             let params = PostParams::default();
-            retry(&action, || api.create(&params, &configmap))
-                .await
-                .map(|_| ())
-                .map_err(|source| Error::Kube { action, source })
+            match retry(&action, || api.create(&params, &configmap)).await {
+                Ok(_) => Ok(()),
+                // Made in the meantime, by this create itself when its answer was lost on the
+                // way back, or by another run: write into it.
+                Err(error) if status_code(&error) == Some(409) => {
+                    update().await.map(|_| ()).map_err(kube_error)
+                }
+                Err(source) => Err(kube_error(source)),
+            }
         }
-        Err(source) => Err(Error::Kube { action, source }),
+        Err(source) => Err(kube_error(source)),
+    }
+}
+
+/// A new report ConfigMap holding `data`.
+fn report_configmap(namespace: &str, name: &str, data: BTreeMap<String, String>) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(namespace.to_string()),
+            labels: Some(BTreeMap::from([(
+                "app.kubernetes.io/name".to_string(),
+                COMPONENT.to_string(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        data: Some(data),
+        ..ConfigMap::default()
     }
 }
 

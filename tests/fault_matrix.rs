@@ -219,6 +219,27 @@ async fn eviction_and_report_sink_faults_are_retried() {
         })
         .await;
     }
+    // The report ConfigMap is made (there is none yet), but the answer is lost: the retried
+    // create finds it there (409) and the report is written into it instead.
+    survives(
+        Rule::new(
+            "POST",
+            "/namespaces/kyma-system/configmaps",
+            Fault::DropAfter,
+            1,
+        ),
+        RUN_PAYMENTS,
+        |o| {
+            let configmap = o
+                .cluster
+                .object("v1", "ConfigMap", "kyma-system", "istio-proxy-reset-report")
+                .unwrap();
+            let stored: Value =
+                serde_json::from_str(configmap["data"]["report.json"].as_str().unwrap()).unwrap();
+            assert_eq!(stored["mode"], "run");
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
