@@ -738,7 +738,7 @@ mod tests {
     fn build(items: Vec<serde_json::Value>) -> Inventory {
         let mut builder = InventoryBuilder::new();
         for (i, item) in items.into_iter().enumerate() {
-            builder.add(object(item), &format!("item {i}")).unwrap();
+            builder.add(object(item), format_args!("item {i}")).unwrap();
         }
         builder.finish()
     }
