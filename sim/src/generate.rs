@@ -1386,6 +1386,36 @@ mod tests {
                     *sets_per_deployment.entry(owner).or_insert(0) += 1;
                 }
             }
+            // Consistent: every owner reference resolves by uid, kind and name, and each
+            // ReplicaSet's template is its Deployment's with the hash label.
+            let by_uid: std::collections::HashMap<&str, &Value> = items
+                .iter()
+                .map(|i| (i["metadata"]["uid"].as_str().unwrap(), i))
+                .collect();
+            for item in items {
+                for reference in item["metadata"]["ownerReferences"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    let owner = by_uid[reference["uid"].as_str().unwrap()];
+                    assert_eq!(owner["kind"], reference["kind"]);
+                    assert_eq!(owner["metadata"]["name"], reference["name"]);
+                }
+                if item["kind"] == "ReplicaSet" {
+                    let owner = by_uid[item["metadata"]["ownerReferences"][0]["uid"]
+                        .as_str()
+                        .unwrap()];
+                    if owner["kind"] == "Deployment" {
+                        let mut template = item["spec"]["template"].clone();
+                        template["metadata"]["labels"]
+                            .as_object_mut()
+                            .unwrap()
+                            .remove("pod-template-hash");
+                        assert_eq!(template, owner["spec"]["template"]);
+                    }
+                }
+            }
             let deployments = items.iter().filter(|i| i["kind"] == "Deployment").count();
             assert_eq!(sets_per_deployment.len(), deployments);
             assert!(sets_per_deployment.values().all(|&n| n == 1));
