@@ -6,6 +6,7 @@
 #
 #   benches/compare.sh [PODS...]          # default: 20000
 #   REPS=5 SEED=7 benches/compare.sh 1000 20000 50000
+#   SHAPE=lean benches/compare.sh 20000   # kube-sim generate --shape (kyma, the default, or lean)
 #
 # Needs cargo, jq and GNU time. Builds in $CARGO_TARGET_DIR (default target/), writes only to a
 # temporary directory that it removes.
@@ -14,6 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPS=${REPS:-3}
 SEED=${SEED:-7}
+SHAPE=${SHAPE:-kyma}
 EXPECTED=${EXPECTED:-1.24.1} # kube-sim generate's control-plane version
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(20000)
@@ -60,7 +62,7 @@ printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' pods "JSON MB" "floor (read
 echo '|---:|---:|---:|---:|---:|---:|---:|---|'
 for pods in "${SIZES[@]}"; do
   file=$WORK/snapshot-$pods.json
-  "$SIM" generate --pods "$pods" --seed "$SEED" >"$file"
+  "$SIM" generate --pods "$pods" --seed "$SEED" --shape "$SHAPE" >"$file"
   mb=$(awk -v b="$(stat -c %s "$file")" 'BEGIN { printf "%.0f", b / 1e6 }')
 
   read -r floor_s floor_k < <(measure "$WORK/floor.out" "$FLOOR" --floor "$file")

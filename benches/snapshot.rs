@@ -1,6 +1,7 @@
 //! `plan --snapshot` against its floor and against the kubectl+jq baseline (DESIGN §6).
 //!
-//! For each size (`IPR_BENCH_PODS`, default 1000,10000,20000,50000 pods) a snapshot is generated
+//! For each shape (`IPR_BENCH_SHAPES`, default kyma,lean: `kube-sim generate --shape`) and each
+//! size (`IPR_BENCH_PODS`, default 1000,10000,20000,50000 pods) a snapshot is generated
 //! with `kube-sim generate` into a temporary directory, then three processes read it, each
 //! measured whole (wall time here, peak RSS from `/usr/bin/time`), best of `IPR_BENCH_REPS` (3):
 //!
@@ -22,6 +23,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{Measured, best_of, env_list, env_number, machine, measure, secs, verdict};
+use kube_sim::generate::Shape;
 use serde::de::IgnoredAny;
 
 const SEED: u64 = 7;
@@ -35,6 +37,7 @@ fn floor(path: &Path) {
 }
 
 struct Row {
+    shape: Shape,
     pods: usize,
     bytes: u64,
     parse: Duration,
@@ -112,6 +115,14 @@ fn main() {
     }
 
     let sizes = env_list("IPR_BENCH_PODS", &[1_000, 10_000, 20_000, 50_000]);
+    let shapes: Vec<Shape> = match std::env::var("IPR_BENCH_SHAPES") {
+        Ok(text) => text
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| s.parse().expect("IPR_BENCH_SHAPES: kyma, lean"))
+            .collect(),
+        Err(_) => Shape::ALL.to_vec(),
+    };
     let reps = env_number("IPR_BENCH_REPS", 3usize);
     let jq_reps = env_number("IPR_BENCH_JQ_REPS", 1usize);
     let jq_program = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/restart-set.jq");
@@ -129,8 +140,11 @@ fn main() {
     println!("best of {reps} runs (jq: {jq_reps}); seed {SEED}\n");
 
     let mut rows = Vec::new();
-    for &pods in &sizes {
-        let file = common::generate(scratch, pods, SEED);
+    for (shape, pods) in shapes
+        .iter()
+        .flat_map(|&shape| sizes.iter().map(move |&pods| (shape, pods)))
+    {
+        let file = common::generate_shaped(scratch, pods, SEED, shape);
         let file_str = file.to_str().expect("utf-8 path");
         let bytes = std::fs::metadata(&file).expect("snapshot").len();
 
@@ -150,7 +164,7 @@ fn main() {
         let reader_run = measure(&this, &["--read", file_str], Some(&reader_out), scratch);
         assert!(
             reader_run.success,
-            "the snapshot reader failed on {pods} pods"
+            "the snapshot reader failed on {pods} {shape} pods"
         );
         let reader = Duration::from_nanos(
             std::fs::read_to_string(&reader_out)
@@ -176,7 +190,10 @@ fn main() {
                 scratch,
             )
         });
-        assert!(tool_run.success, "plan --snapshot failed on {pods} pods");
+        assert!(
+            tool_run.success,
+            "plan --snapshot failed on {pods} {shape} pods"
+        );
         let tool_set = restart_set_of_report(&report);
 
         let (jq, same) = if have_jq {
@@ -211,6 +228,7 @@ fn main() {
         std::fs::remove_file(&file).ok();
 
         let row = Row {
+            shape,
             pods,
             bytes,
             parse,
@@ -232,7 +250,8 @@ fn main() {
 
 fn print_row(r: &Row) {
     println!(
-        "{} pods, {:.1} MB: floor parse {} s (process {} s, {:.1} MiB); reader {} s; plan {} s, {:.1} MiB; jq {}",
+        "{} {} pods, {:.1} MB: floor parse {} s (process {} s, {:.1} MiB); reader {} s; plan {} s, {:.1} MiB; jq {}",
+        r.shape,
         r.pods,
         r.bytes as f64 / 1e6,
         secs(r.parse),
@@ -256,9 +275,9 @@ fn ratio(a: Duration, b: Duration) -> f64 {
 fn print_table(rows: &[Row]) {
     println!("Whole processes (wall time, peak RSS):\n");
     println!(
-        "| pods | JSON | floor: read + parse | plan --snapshot | plan ÷ floor | jq baseline | jq ÷ plan | workloads to restart | same set as jq |"
+        "| shape | pods | JSON | floor: read + parse | plan --snapshot | plan ÷ floor | jq baseline | jq ÷ plan | workloads to restart | same set as jq |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for r in rows {
         let jq = r.jq.map_or("–".to_string(), |m| {
             format!("{} s, {:.0} MiB", secs(m.wall), m.rss_mib())
@@ -272,7 +291,8 @@ fn print_table(rows: &[Row]) {
             Some(Err(e)) => format!("NO: {e}"),
         };
         println!(
-            "| {} | {:.0} MB | {} s, {:.0} MiB | {} s, {:.1} MiB | {:.2}x | {jq} | {jq_ratio} | {} | {same} |",
+            "| {} | {} | {:.0} MB | {} s, {:.0} MiB | {} s, {:.1} MiB | {:.2}x | {jq} | {jq_ratio} | {} | {same} |",
+            r.shape,
             r.pods,
             r.bytes as f64 / 1e6,
             secs(r.floor.wall),
@@ -285,12 +305,13 @@ fn print_table(rows: &[Row]) {
     }
     println!("\nIn process (the file in the page cache; best of 3):\n");
     println!(
-        "| pods | floor: parse only, bytes in memory | snapshot reader: file to inventory | reader ÷ parse | plan process ÷ parse |"
+        "| shape | pods | floor: parse only, bytes in memory | snapshot reader: file to inventory | reader ÷ parse | plan process ÷ parse |"
     );
-    println!("|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|");
     for r in rows {
         println!(
-            "| {} | {} s | {} s | {:.2}x | {:.2}x |",
+            "| {} | {} | {} s | {} s | {:.2}x | {:.2}x |",
+            r.shape,
             r.pods,
             secs(r.parse),
             secs(r.reader),
@@ -300,8 +321,18 @@ fn print_table(rows: &[Row]) {
     }
 }
 
-fn print_targets(rows: &[Row]) {
+fn print_targets(all: &[Row]) {
+    let mut shapes: Vec<Shape> = all.iter().map(|r| r.shape).collect();
+    shapes.dedup();
+    for shape in shapes {
+        let rows: Vec<&Row> = all.iter().filter(|r| r.shape == shape).collect();
+        print_shape_targets(shape, &rows);
+    }
+}
+
+fn print_shape_targets(shape: Shape, rows: &[&Row]) {
     println!();
+    println!("{shape}:");
     if let Some(r) = rows.iter().find(|r| r.pods == 20_000) {
         let whole = ratio(r.tool.wall, r.floor.wall);
         println!(
@@ -346,7 +377,7 @@ fn print_targets(rows: &[Row]) {
     }
     for r in rows {
         if let Some(Err(e)) = &r.same {
-            println!("{} pods: the tool and jq disagree: {e}", r.pods);
+            println!("{shape} {} pods: the tool and jq disagree: {e}", r.pods);
         }
     }
 }

@@ -497,7 +497,7 @@ mod tests {
             let mut builder = InventoryBuilder::new();
             for (i, item) in self.items.into_iter().enumerate() {
                 let object: Object = serde_json::from_value(item).unwrap();
-                builder.add(object, &format!("item {i}")).unwrap();
+                builder.add(object, format_args!("item {i}")).unwrap();
             }
             let inventory = builder.finish();
             let cp = ControlPlane::resolve(

@@ -85,10 +85,20 @@ pub fn best_of(reps: usize, mut run: impl FnMut() -> Measured) -> Measured {
 
 /// Writes `kube-sim generate --pods N --seed S` to `dir/snapshot-N.json`.
 pub fn generate(dir: &Path, pods: usize, seed: u64) -> PathBuf {
-    let path = dir.join(format!("snapshot-{pods}.json"));
+    generate_shaped(dir, pods, seed, kube_sim::generate::Shape::Kyma)
+}
+
+/// Writes `kube-sim generate --pods N --seed S --shape SHAPE` to `dir/snapshot-SHAPE-N.json`.
+pub fn generate_shaped(
+    dir: &Path,
+    pods: usize,
+    seed: u64,
+    shape: kube_sim::generate::Shape,
+) -> PathBuf {
+    let path = dir.join(format!("snapshot-{shape}-{pods}.json"));
     let file = std::fs::File::create(&path).expect("snapshot file");
     let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
-    kube_sim::generate::generate_to(&mut writer, pods, seed).expect("generate");
+    kube_sim::generate::generate_to_shaped(&mut writer, pods, seed, shape).expect("generate");
     std::io::Write::flush(&mut writer).expect("flush");
     path
 }

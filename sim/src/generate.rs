@@ -9,7 +9,9 @@
 //!
 //! Pods look as a real API server returns them (labels, annotations, managedFields, several
 //! containers with env, probes, resources and volume mounts, the injected sidecar, a full
-//! status), about 6 KB of JSON each. The snapshot is consistent: every owner reference resolves
+//! status), about 9 KB of JSON each (11 KB of file per pod, owners included). [`Shape::Lean`] makes a cluster shaped otherwise: pods of
+//! about 6 KB, exactly one ReplicaSet per Deployment, many small Deployments, so that owner
+//! objects (workloads and ReplicaSets) are about 0.6 of the pods. The snapshot is consistent: every owner reference resolves
 //! by uid, ReplicaSet templates equal their Deployment's apart from `pod-template-hash`, status
 //! counts match the pods, so serving it starts no rollout. The same seed gives the same bytes.
 
@@ -26,10 +28,58 @@ pub const CURRENT_VERSION: &str = "1.24.1";
 const HUB: &str = "europe-docker.pkg.dev/kyma-project/prod/external/istio";
 const MIRROR_HUB: &str = "registry.mirror.example.com/kyma/istio";
 
+/// How the generated cluster is shaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Shape {
+    /// Kyma as [`generate`] has always made it: pods of about 9 KB of JSON (several env vars,
+    /// a log shipper now and then, managedFields, `istio-init`), a third of the Deployments with
+    /// old revisions (several ReplicaSets).
+    #[default]
+    Kyma,
+    /// Leaner pods (about 6.5 KB: one env var, no log shipper, no managedFields as `kubectl get
+    /// -o json` prints them, Istio CNI so no `istio-init`), exactly one ReplicaSet per
+    /// Deployment and many small Deployments: owner objects (workloads and ReplicaSets) are
+    /// about 0.6 of the pods.
+    Lean,
+}
+
+impl Shape {
+    pub const ALL: [Shape; 2] = [Shape::Kyma, Shape::Lean];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Kyma => "kyma",
+            Shape::Lean => "lean",
+        }
+    }
+}
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Shape {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Shape, String> {
+        Shape::ALL
+            .into_iter()
+            .find(|s| s.name() == text.trim())
+            .ok_or_else(|| format!("unknown shape {text:?}: kyma or lean"))
+    }
+}
+
 /// Generates a snapshot (`kind: List`) with `pods` pods, deterministic by `seed`.
 pub fn generate(pods: usize, seed: u64) -> Value {
+    generate_shaped(pods, seed, Shape::Kyma)
+}
+
+/// [`generate`] with the cluster shaped by `shape`.
+pub fn generate_shaped(pods: usize, seed: u64, shape: Shape) -> Value {
     let mut items = Vec::new();
-    Generator::new(pods, seed)
+    Generator::new(pods, seed, shape)
         .run(&mut |item| {
             items.push(item);
             Ok(())
@@ -40,9 +90,19 @@ pub fn generate(pods: usize, seed: u64) -> Value {
 
 /// Writes the snapshot of [`generate`] to `writer` item by item, without holding it in memory.
 pub fn generate_to(writer: &mut dyn Write, pods: usize, seed: u64) -> io::Result<()> {
+    generate_to_shaped(writer, pods, seed, Shape::Kyma)
+}
+
+/// Writes the snapshot of [`generate_shaped`] to `writer` item by item.
+pub fn generate_to_shaped(
+    writer: &mut dyn Write,
+    pods: usize,
+    seed: u64,
+    shape: Shape,
+) -> io::Result<()> {
     writer.write_all(b"{\"apiVersion\":\"v1\",\"kind\":\"List\",\"metadata\":{\"resourceVersion\":\"\"},\"items\":[\n")?;
     let mut first = true;
-    Generator::new(pods, seed).run(&mut |item| {
+    Generator::new(pods, seed, shape).run(&mut |item| {
         if !first {
             writer.write_all(b",\n")?;
         }
@@ -168,10 +228,11 @@ struct Generator<'a> {
     emit: Option<&'a mut dyn FnMut(Value) -> io::Result<()>>,
     /// Every pod generated while set is Running and Ready (the control plane is healthy).
     all_ready: bool,
+    shape: Shape,
 }
 
 impl<'a> Generator<'a> {
-    fn new(pods: usize, seed: u64) -> Generator<'a> {
+    fn new(pods: usize, seed: u64, shape: Shape) -> Generator<'a> {
         Generator {
             rng: Rng(seed ^ 0x6b75_6265_2d73_696d),
             budget: pods,
@@ -183,6 +244,7 @@ impl<'a> Generator<'a> {
             resource_version: 100_000,
             emit: None,
             all_ready: false,
+            shape,
         }
     }
 
@@ -316,10 +378,13 @@ impl<'a> Generator<'a> {
             };
             let template = self.app_template(&name, &ns, None);
             let roll = self.rng.below(100);
-            let replicas = if self.rng.chance(10) {
-                5 + self.rng.below(20) as usize
-            } else {
-                1 + self.rng.below(4) as usize
+            let replicas = match self.shape {
+                Shape::Kyma if self.rng.chance(10) => 5 + self.rng.below(20) as usize,
+                Shape::Kyma => 1 + self.rng.below(4) as usize,
+                // Mostly one or two replicas, a fifth of the workloads larger: about 2.9 pods
+                // per Deployment, whose owners are the Deployment and its one ReplicaSet.
+                Shape::Lean if self.rng.chance(20) => 5 + self.rng.below(8) as usize,
+                Shape::Lean => 1 + self.rng.below(2) as usize,
             };
             let replicas = replicas.min(self.budget);
             match roll {
@@ -437,7 +502,12 @@ impl<'a> Generator<'a> {
         if let Some(module) = module {
             labels["kyma-project.io/module"] = json!(module);
         }
-        let env: Vec<Value> = (0..1 + self.rng.below(4))
+        let settings = if self.shape == Shape::Lean {
+            1
+        } else {
+            1 + self.rng.below(4)
+        };
+        let env: Vec<Value> = (0..settings)
             .map(|i| json!({"name": format!("{}_SETTING_{i}", name.to_uppercase().replace('-', "_")),
                             "value": format!("value-{:x}", self.rng.next() >> 40)}))
             .chain([json!({"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}})])
@@ -461,7 +531,7 @@ impl<'a> Generator<'a> {
                 {"mountPath": "/tmp", "name": "tmp"},
             ],
         })];
-        if self.rng.chance(10) {
+        if self.shape == Shape::Kyma && self.rng.chance(10) {
             containers.push(json!({
                 "name": "log-shipper",
                 "image": "europe-docker.pkg.dev/kyma-project/prod/external/fluent/fluent-bit:3.2.4",
@@ -551,6 +621,9 @@ impl<'a> Generator<'a> {
         }
         if let Some(proxy) = sidecar {
             injector::add_sidecar(&mut pod, &proxy.image, "default", proxy.native);
+            if self.shape == Shape::Lean {
+                istio_cni(&mut pod);
+            }
         }
         let scheduled = state != PodState::Pending;
         let node = node
@@ -566,7 +639,10 @@ impl<'a> Generator<'a> {
         pod["spec"]["enableServiceLinks"] = json!(true);
         pod["spec"]["preemptionPolicy"] = json!("PreemptLowerPriority");
         pod["status"] = self.pod_status(&pod, state, created);
-        pod["metadata"]["managedFields"] = managed_fields(&pod, created, sidecar.is_some());
+        // A lean cluster's snapshot is what `kubectl get -o json` prints: no managedFields.
+        if self.shape == Shape::Kyma {
+            pod["metadata"]["managedFields"] = managed_fields(&pod, created, sidecar.is_some());
+        }
         self.put(pod)
     }
 
@@ -695,7 +771,9 @@ impl<'a> Generator<'a> {
     ) -> io::Result<()> {
         let uid = self.rng.uid();
         let created = self.past(90);
-        let old_revisions = if self.rng.chance(30) {
+        let old_revisions = if self.shape == Shape::Lean {
+            0
+        } else if self.rng.chance(30) {
             1 + self.rng.below(2) as usize
         } else {
             0
@@ -1098,6 +1176,38 @@ impl<'a> Generator<'a> {
     }
 }
 
+/// With the Istio CNI node agent (as Kyma runs it) the injection adds no `istio-init`
+/// container: the pod keeps the proxy and its volumes, and the status annotation says so.
+fn istio_cni(pod: &mut Value) {
+    let spec = &mut pod["spec"];
+    if let Some(inits) = spec["initContainers"].as_array_mut() {
+        inits.retain(|c| c["name"] != "istio-init");
+        if inits.is_empty()
+            && let Some(spec) = spec.as_object_mut()
+        {
+            spec.remove("initContainers");
+        }
+    }
+    let key = "sidecar.istio.io/status";
+    if let Some(text) = pod["metadata"]["annotations"][key].as_str()
+        && let Ok(mut status) = serde_json::from_str::<Value>(text)
+    {
+        let remaining: Vec<Value> = status["initContainers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| *c != "istio-init")
+            .cloned()
+            .collect();
+        status["initContainers"] = if remaining.is_empty() {
+            Value::Null
+        } else {
+            json!(remaining)
+        };
+        pod["metadata"]["annotations"][key] = json!(status.to_string());
+    }
+}
+
 /// The annotation that numbers revisions: Argo Rollouts' own, or the Deployment one.
 fn revision_annotation(hash_label: &str) -> &'static str {
     if hash_label == "rollouts-pod-template-hash" {
@@ -1212,11 +1322,139 @@ mod tests {
         }
     }
 
+    /// Pods, owner objects (workloads and ReplicaSets) and the pods' average JSON size.
+    fn shape_of(list: &Value) -> (usize, usize, f64) {
+        let items = list["items"].as_array().unwrap();
+        let pods: Vec<&Value> = items.iter().filter(|i| i["kind"] == "Pod").collect();
+        let owners = items
+            .iter()
+            .filter(|i| {
+                matches!(
+                    i["kind"].as_str(),
+                    Some(
+                        "ReplicaSet"
+                            | "Deployment"
+                            | "StatefulSet"
+                            | "DaemonSet"
+                            | "ReplicationController"
+                            | "Job"
+                            | "CronJob"
+                            | "Rollout"
+                    )
+                )
+            })
+            .count();
+        let bytes: usize = pods
+            .iter()
+            .map(|p| serde_json::to_vec(p).unwrap().len())
+            .sum();
+        (pods.len(), owners, bytes as f64 / pods.len() as f64)
+    }
+
+    #[test]
+    fn the_lean_shape_has_small_pods_and_many_owners() {
+        for seed in [7, 8] {
+            let list = generate_shaped(5_000, seed, Shape::Lean);
+            let (pods, owners, average) = shape_of(&list);
+            assert_eq!(pods, 5_000);
+            assert!(
+                (5_000.0..=7_000.0).contains(&average),
+                "lean pods average {average:.0} bytes"
+            );
+            let ratio = owners as f64 / pods as f64;
+            assert!(
+                (0.5..=0.7).contains(&ratio),
+                "lean: {owners} owners for {pods} pods ({ratio:.2})"
+            );
+            // Exactly one ReplicaSet per Deployment, and stale proxies left to restart.
+            let items = list["items"].as_array().unwrap();
+            let uid_kind: std::collections::HashMap<&str, &str> = items
+                .iter()
+                .map(|i| {
+                    (
+                        i["metadata"]["uid"].as_str().unwrap(),
+                        i["kind"].as_str().unwrap(),
+                    )
+                })
+                .collect();
+            let mut sets_per_deployment = std::collections::HashMap::new();
+            for rs in items.iter().filter(|i| i["kind"] == "ReplicaSet") {
+                let owner = rs["metadata"]["ownerReferences"][0]["uid"]
+                    .as_str()
+                    .unwrap();
+                if uid_kind[owner] == "Deployment" {
+                    *sets_per_deployment.entry(owner).or_insert(0) += 1;
+                }
+            }
+            // Consistent: every owner reference resolves by uid, kind and name, and each
+            // ReplicaSet's template is its Deployment's with the hash label.
+            let by_uid: std::collections::HashMap<&str, &Value> = items
+                .iter()
+                .map(|i| (i["metadata"]["uid"].as_str().unwrap(), i))
+                .collect();
+            for item in items {
+                for reference in item["metadata"]["ownerReferences"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    let owner = by_uid[reference["uid"].as_str().unwrap()];
+                    assert_eq!(owner["kind"], reference["kind"]);
+                    assert_eq!(owner["metadata"]["name"], reference["name"]);
+                }
+                if item["kind"] == "ReplicaSet" {
+                    let owner = by_uid[item["metadata"]["ownerReferences"][0]["uid"]
+                        .as_str()
+                        .unwrap()];
+                    if owner["kind"] == "Deployment" {
+                        let mut template = item["spec"]["template"].clone();
+                        template["metadata"]["labels"]
+                            .as_object_mut()
+                            .unwrap()
+                            .remove("pod-template-hash");
+                        assert_eq!(template, owner["spec"]["template"]);
+                    }
+                }
+            }
+            let deployments = items.iter().filter(|i| i["kind"] == "Deployment").count();
+            assert_eq!(sets_per_deployment.len(), deployments);
+            assert!(sets_per_deployment.values().all(|&n| n == 1));
+            let stale = items
+                .iter()
+                .filter(|i| i["kind"] == "Pod")
+                .filter_map(|p| {
+                    p["spec"]["containers"]
+                        .as_array()
+                        .into_iter()
+                        .chain(p["spec"]["initContainers"].as_array())
+                        .flatten()
+                        .find(|c| c["name"] == "istio-proxy")
+                })
+                .filter(|c| !c["image"].as_str().unwrap().contains(CURRENT_VERSION))
+                .count();
+            assert!(stale > pods / 3, "{stale} stale proxies");
+        }
+    }
+
+    #[test]
+    fn the_kyma_shape_is_the_default_and_keeps_its_size() {
+        assert_eq!(Shape::default(), Shape::Kyma);
+        assert_eq!("lean".parse::<Shape>(), Ok(Shape::Lean));
+        assert!("other".parse::<Shape>().is_err());
+        let (_, _, average) = shape_of(&generate(2_000, 7));
+        assert!(average > 9_000.0, "kyma pods average {average:.0} bytes");
+        assert_eq!(generate_shaped(300, 3, Shape::Kyma), generate(300, 3));
+    }
+
     #[test]
     fn streaming_and_in_memory_agree() {
         let mut bytes = Vec::new();
         generate_to(&mut bytes, 120, 9).unwrap();
         let streamed: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(streamed, generate(120, 9));
+        let mut lean = Vec::new();
+        generate_to_shaped(&mut lean, 120, 9, Shape::Lean).unwrap();
+        let streamed: Value = serde_json::from_slice(&lean).unwrap();
+        assert_eq!(streamed, generate_shaped(120, 9, Shape::Lean));
     }
 }

@@ -34,6 +34,10 @@ enum Command {
         pods: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// The cluster's shape: `kyma` (pods of about 11 KB, Deployments with old revisions) or
+        /// `lean` (pods of about 6 KB, one ReplicaSet per Deployment, many small Deployments).
+        #[arg(long, default_value_t = kube_sim::generate::Shape::Kyma)]
+        shape: kube_sim::generate::Shape,
     },
 }
 
@@ -224,9 +228,9 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Generate { pods, seed } => {
+        Command::Generate { pods, seed, shape } => {
             let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-            kube_sim::generate::generate_to(&mut stdout, pods, seed)
+            kube_sim::generate::generate_to_shaped(&mut stdout, pods, seed, shape)
                 .and_then(|()| stdout.flush())
                 .map_err(|e| Error::io("cannot write the snapshot", e))
         }

@@ -289,8 +289,9 @@ impl InventoryBuilder {
         self.strings.intern(text)
     }
 
-    /// Adds one object. `origin` names where it came from (`item 17`) for error messages.
-    pub fn add(&mut self, object: Object, origin: &str) -> Result<()> {
+    /// Adds one object. `origin` names where it came from (`item 17`) for error messages; it
+    /// is only formatted when there is an error.
+    pub fn add(&mut self, object: Object, origin: impl std::fmt::Display) -> Result<()> {
         let Object {
             api_version,
             kind,
@@ -635,7 +636,10 @@ impl Inventory {
         };
         let mut current = first;
         let mut skip = false;
-        let mut visited: Vec<(&str, &str)> = vec![(&current.kind, &current.name)];
+        // On the stack: a walk is at most MAX_OWNER_DEPTH steps, and there is one per pod.
+        let mut visited: [(&str, &str); MAX_OWNER_DEPTH] = [("", ""); MAX_OWNER_DEPTH];
+        visited[0] = (&current.kind, &current.name);
+        let mut steps = 1;
         loop {
             let Some(record) = self.workload(&current.kind, &pod.namespace, &current.name) else {
                 let problem = is_known_kind(&current.kind).then(|| {
@@ -669,7 +673,7 @@ impl Inventory {
                 };
             };
             let step = (next.kind.as_ref(), next.name.as_ref());
-            if visited.contains(&step) || visited.len() >= MAX_OWNER_DEPTH {
+            if visited[..steps].contains(&step) || steps >= MAX_OWNER_DEPTH {
                 return ResolvedWorkload {
                     kind: current.kind.clone(),
                     api_version: current.api_version.clone(),
@@ -682,7 +686,8 @@ impl Inventory {
                     )),
                 };
             }
-            visited.push(step);
+            visited[steps] = step;
+            steps += 1;
             current = next;
         }
     }
@@ -733,7 +738,7 @@ mod tests {
     fn build(items: Vec<serde_json::Value>) -> Inventory {
         let mut builder = InventoryBuilder::new();
         for (i, item) in items.into_iter().enumerate() {
-            builder.add(object(item), &format!("item {i}")).unwrap();
+            builder.add(object(item), format_args!("item {i}")).unwrap();
         }
         builder.finish()
     }

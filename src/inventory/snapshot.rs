@@ -189,11 +189,11 @@ fn read_items<R: Read>(
                 });
             }
         }
-        let origin = format!("items[{index}]");
         let object = match chunks.parse_next::<Object>()? {
             Some(object) => object,
             None => {
                 // Find where the broken item ends, then parse it again to say what broke.
+                let origin = format!("items[{index}]");
                 let range = chunks.next_value(&origin)?;
                 let bytes = chunks.slice(range);
                 parse_item(bytes).map_err(|detail| Error::InvalidSnapshot {
@@ -202,7 +202,8 @@ fn read_items<R: Read>(
                 })?
             }
         };
-        builder.add(object, &format!("{source} {origin}"))?;
+        // Named only when the object is refused: no string is made per item.
+        builder.add(object, format_args!("{source} items[{index}]"))?;
         index += 1;
     }
 }
