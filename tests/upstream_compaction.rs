@@ -1,7 +1,7 @@
-//! Upstream only: etcd compacted every second and kube-apiserver without its watch cache, so
-//! that a list's continue token and a watch's resourceVersion really expire (410 from the
-//! server, not from a proxy; kube-sim's expiry is `tests/fault_matrix.rs`). A page held back
-//! long enough for a compaction expires the list: the plan is the same as without, and a run
+//! Upstream only: etcd compacted every five seconds and kube-apiserver without its watch
+//! cache, so that a list's continue token and a watch's resourceVersion really expire (410 from
+//! the server, not from a proxy; kube-sim's expiry is `tests/fault_matrix.rs`). A page held back
+//! long enough for two compactions expires the list: the plan is the same as without, and a run
 //! finishes.
 
 mod support;
@@ -37,7 +37,7 @@ async fn expired_continue_tokens_and_watches_change_nothing() {
     if !upstream_available() {
         return;
     }
-    configure_upstream(&["--etcd-compaction-interval=1s", "--watch-cache=false"]);
+    configure_upstream(&["--etcd-compaction-interval=5s", "--watch-cache=false"]);
     let scenario = Scenario::every_action_upgraded(Backend::Upstream).await;
     scenario.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: idle}\n");
     scenario.apply(&idle_replica_sets(600));
@@ -51,12 +51,13 @@ async fn expired_continue_tokens_and_watches_change_nothing() {
     );
     let clean: Value = serde_json::from_slice(&clean.stdout).unwrap();
 
-    // The second page of ReplicaSets waits 4 s, long enough for writes and two compactions.
+    // The second page of ReplicaSets waits 12 s, long enough for writes and two compactions;
+    // a list started again expires only if its pages are more than a compaction apart.
     let (url, ca, token) = scenario.server();
     let held = Rule::new(
         "GET",
         "/apis/apps/v1/replicasets",
-        Fault::Slow(Duration::from_secs(4)),
+        Fault::Slow(Duration::from_secs(12)),
         1,
     )
     .query("continue=");
@@ -65,7 +66,7 @@ async fn expired_continue_tokens_and_watches_change_nothing() {
     std::fs::write(&through, kubeconfig(&proxy.url, &token)).unwrap();
     let mut plan = scenario.command_with(&["plan", "--format", "json"], &through);
     let plan = tokio::spawn(async move { plan.output().await.unwrap() });
-    for i in 0..8 {
+    for i in 0..25 {
         // Writes move etcd's revision past the page's, so the compaction removes it.
         scenario.kubectl_ok(&["create", "configmap", &format!("tick-{i}"), "-n", "idle"]);
         tokio::time::sleep(Duration::from_millis(400)).await;
@@ -96,7 +97,7 @@ async fn expired_continue_tokens_and_watches_change_nothing() {
     let held = Rule::new(
         "GET",
         "/apis/apps/v1/namespaces/shop/deployments",
-        Fault::Slow(Duration::from_secs(4)),
+        Fault::Slow(Duration::from_secs(12)),
         1,
     )
     .query("watch=");
@@ -107,7 +108,7 @@ async fn expired_continue_tokens_and_watches_change_nothing() {
         &through,
     );
     let run = tokio::spawn(async move { run.output().await.unwrap() });
-    for i in 0..10 {
+    for i in 0..25 {
         scenario.kubectl_ok(&["create", "configmap", &format!("tock-{i}"), "-n", "idle"]);
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
