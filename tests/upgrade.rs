@@ -40,6 +40,18 @@ fn pods(scenario: &Scenario, namespace: &str) -> BTreeMap<String, (String, Optio
         .collect()
 }
 
+/// Every pod of the every-action scenario but the manual ones (`debug-shell`, the paused
+/// `catalog`) runs the new proxy.
+fn assert_restartable_renewed(scenario: &Scenario, what: &str) {
+    for namespace in ["kyma-system", "shop", "monitoring"] {
+        for (pod, (_, proxy)) in pods(scenario, namespace) {
+            if pod != "debug-shell" && !pod.starts_with("catalog-") {
+                assert_eq!(proxy, Some(new_proxy()), "{what}: {namespace}/{pod}");
+            }
+        }
+    }
+}
+
 const RESTARTED: [(&str, &str, &str); 8] = [
     ("Deployment", "kyma-system", "eventing-manager"),
     ("Deployment", "shop", "orders"),
@@ -497,13 +509,7 @@ async fn a_run_survives_kube_apiserver_restarts() {
         report["summary"]
     );
 
-    for namespace in ["kyma-system", "shop", "monitoring"] {
-        for (pod, (_, proxy)) in pods(&scenario, namespace) {
-            if pod != "debug-shell" && !pod.starts_with("catalog-") {
-                assert_eq!(proxy, Some(new_proxy()), "{namespace}/{pod}");
-            }
-        }
-    }
+    assert_restartable_renewed(&scenario, "after the restarts");
     // Exactly one new ReplicaSet per restarted Deployment (the old and the new one), one new
     // revision per rolled StatefulSet and DaemonSet.
     let replica_sets = items(&scenario, "replicasets", "shop");
@@ -594,17 +600,7 @@ async fn a_tenth_of_requests_failing_renews_everything_once(backend: Backend) {
             patches.values().all(|n| *n == 1),
             "{backend:?} seed {seed}: {patches:#?}"
         );
-        for namespace in ["kyma-system", "shop", "monitoring"] {
-            for (pod, (_, proxy)) in pods(&scenario, namespace) {
-                if pod != "debug-shell" && !pod.starts_with("catalog-") {
-                    assert_eq!(
-                        proxy,
-                        Some(new_proxy()),
-                        "{backend:?} seed {seed}: {namespace}/{pod}"
-                    );
-                }
-            }
-        }
+        assert_restartable_renewed(&scenario, &format!("{backend:?} seed {seed}"));
     }
 }
 
