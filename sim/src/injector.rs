@@ -1,8 +1,10 @@
 //! The Istio sidecar injector, applied to every pod on creation as Istio's mutating webhook would.
 //!
-//! Injection applies when the pod's namespace has `istio-injection=enabled` or an `istio.io/rev`
-//! label, or the pod has the label `sidecar.istio.io/inject: "true"`; a pod label or annotation
+//! Injection applies when the pod's namespace has `istio-injection=enabled` (the default
+//! revision, whatever the pod says) or an `istio.io/rev` label, or the pod has the label
+//! `istio.io/rev` or `sidecar.istio.io/inject: "true"`; a pod label or annotation
 //! `sidecar.istio.io/inject: "false"` (or the namespace label `istio-injection=disabled`) wins.
+//! `upstream::webhook`'s table test holds this to Istio's webhook selectors.
 //! The proxy image comes from the injector ConfigMap of the pod's revision
 //! (`istio-sidecar-injector` or `istio-sidecar-injector-<rev>` in `istio-system`), unless an
 //! override is given. Without either there is no injector, and nothing is injected.
@@ -34,19 +36,24 @@ pub fn inject(store: &Store, pod: &mut Value, proxy_image_override: Option<&str>
     let wanted = match ns_injection.as_deref() {
         Some("disabled") => false,
         Some("enabled") => true,
-        _ => ns_revision.is_some() || meta::label(pod, "sidecar.istio.io/inject") == Some("true"),
+        _ => {
+            ns_revision.is_some()
+                || meta::label(pod, "sidecar.istio.io/inject") == Some("true")
+                || meta::label(pod, "istio.io/rev").is_some()
+        }
     };
     if !wanted || opted_out(pod) {
         return;
     }
-    let revision = meta::label(pod, "istio.io/rev")
-        .map(str::to_string)
-        .or(if ns_injection.as_deref() == Some("enabled") {
-            None
-        } else {
-            ns_revision
-        })
-        .unwrap_or_else(|| "default".to_string());
+    // As Istio's webhooks select: `istio-injection=enabled` is the default revision's, whatever
+    // the pod says; else the namespace's `istio.io/rev`; else the pod's; else the default.
+    let revision = if ns_injection.as_deref() == Some("enabled") {
+        "default".to_string()
+    } else {
+        ns_revision
+            .or_else(|| meta::label(pod, "istio.io/rev").map(str::to_string))
+            .unwrap_or_else(|| "default".to_string())
+    };
     let values = injector_values(store, &revision);
     inject_revision(pod, &revision, values.as_ref(), proxy_image_override);
 }

@@ -266,6 +266,112 @@ mod tests {
         assert!(admit(&review(opted_out), "default", Some(&values()))["patch"].is_null());
     }
 
+    /// The revision whose webhook configuration (default and a canary `1-24`) the API server
+    /// would call for a pod, evaluating the selectors as it does.
+    fn selected_revision(namespace: &Value, pod: &Value) -> Option<String> {
+        let mut matched = Vec::new();
+        for revision in ["default", "1-24"] {
+            let configuration = istio_webhook_configuration(revision, "https://127.0.0.1:1", "ca");
+            let selects = |webhook: &Value, key: &str, labels: &Value| {
+                crate::selector::LabelSelector::from_spec(Some(&webhook[key]))
+                    .is_none_or(|s| s.matches_labels(Some(labels)))
+            };
+            for webhook in configuration["webhooks"].as_array().unwrap() {
+                if selects(webhook, "namespaceSelector", namespace)
+                    && selects(webhook, "objectSelector", pod)
+                {
+                    matched.push(revision.to_string());
+                }
+            }
+        }
+        matched.dedup();
+        assert!(
+            matched.len() <= 1,
+            "two revisions' webhooks match: {matched:?}"
+        );
+        matched.pop()
+    }
+
+    /// The revision kube-sim's own admission injects the pod with.
+    fn injected_revision(namespace: &Value, pod: &Value) -> Option<String> {
+        let injector = |name: &str| {
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "istio-system"},
+            "data": {"values": values().to_string()}})
+        };
+        let state = json!({"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": namespace}},
+            injector("istio-sidecar-injector"), injector("istio-sidecar-injector-1-24")]});
+        let store = crate::store::Store::new();
+        store.load_list(&state).unwrap();
+        let mut pod = json!({"metadata": {"name": "p", "namespace": "shop", "labels": pod},
+                             "spec": {"containers": [{"name": "app", "image": "a:1"}]}});
+        crate::injector::inject(&store, &mut pod, None);
+        let status = pod["metadata"]["annotations"]["sidecar.istio.io/status"].as_str()?;
+        let status: Value = serde_json::from_str(status).unwrap();
+        status["revision"].as_str().map(str::to_string)
+    }
+
+    /// One table for both deciders of which revision injects a pod: the webhook selectors the
+    /// upstream API server evaluates, and kube-sim's own admission.
+    #[test]
+    fn webhooks_and_kube_sims_admission_pick_the_same_revision() {
+        let cases = [
+            (
+                json!({"istio-injection": "enabled"}),
+                json!({}),
+                Some("default"),
+            ),
+            (json!({"istio-injection": "disabled"}), json!({}), None),
+            (
+                json!({"istio-injection": "disabled"}),
+                json!({"sidecar.istio.io/inject": "true"}),
+                None,
+            ),
+            (json!({"istio.io/rev": "1-24"}), json!({}), Some("1-24")),
+            (json!({}), json!({"istio.io/rev": "1-24"}), Some("1-24")),
+            (
+                json!({}),
+                json!({"sidecar.istio.io/inject": "true"}),
+                Some("default"),
+            ),
+            (
+                json!({"istio-injection": "enabled"}),
+                json!({"sidecar.istio.io/inject": "false"}),
+                None,
+            ),
+            (
+                json!({"istio.io/rev": "1-24"}),
+                json!({"sidecar.istio.io/inject": "false"}),
+                None,
+            ),
+            (json!({}), json!({}), None),
+            (
+                json!({"istio-injection": "enabled", "istio.io/rev": "1-24"}),
+                json!({}),
+                Some("default"),
+            ),
+            (
+                json!({"istio-injection": "enabled"}),
+                json!({"istio.io/rev": "1-24"}),
+                Some("default"),
+            ),
+        ];
+        for (namespace, pod, expected) in cases {
+            let expected = expected.map(str::to_string);
+            assert_eq!(
+                selected_revision(&namespace, &pod),
+                expected,
+                "webhooks: {namespace} {pod}"
+            );
+            assert_eq!(
+                injected_revision(&namespace, &pod),
+                expected,
+                "kube-sim: {namespace} {pod}"
+            );
+        }
+    }
+
     #[test]
     fn the_default_revision_has_four_webhooks_a_canary_two() {
         let default = istio_webhook_configuration("default", "https://127.0.0.1:1", "ca");
