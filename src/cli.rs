@@ -481,7 +481,12 @@ async fn snapshot_command(args: SnapshotArgs) -> Result<i32> {
 }
 
 fn report_command(args: ReportArgs) -> Result<i32> {
-    let report = Report::read(&args.file)?;
+    let mut report = Report::read(&args.file)?;
+    // The lists are what the run did; a summary that says otherwise was edited or damaged.
+    for problem in report.recount_stored() {
+        tracing::warn!(file = %args.file.display(), "{problem}");
+        report.notes.push(problem);
+    }
     write_stdout(&report.render(args.format)?)?;
     Ok(exit::DONE)
 }

@@ -71,6 +71,11 @@ pub enum Error {
     #[error("report {path}: {problem}")]
     InvalidReport { path: String, problem: String },
 
+    #[error(
+        "the report does not fit a ConfigMap even without its pod and workload lists ({bytes} bytes of JSON)"
+    )]
+    ReportTooLarge { bytes: usize },
+
     #[error("writing the report: {0}")]
     Render(#[from] serde_json::Error),
 }

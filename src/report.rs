@@ -60,6 +60,40 @@ pub struct Report {
     /// What a reader must know about the report itself (a trimmed pod list, say).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// What a copy trimmed to fit a ConfigMap left out of its lists, counted, so that its
+    /// summary is still the lists' count (`recount`). Absent from a whole report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omitted: Option<Omitted>,
+}
+
+/// Entries a trimmed report leaves out: how many, and how the summary counted them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Omitted {
+    /// Entries left out of `pods`, and how many of them are drifted.
+    pub pods: usize,
+    pub drifted: usize,
+    /// Entries left out of `workloads`, and how many of them are restarted, failed, manual.
+    pub workloads: usize,
+    pub restarted: usize,
+    pub failed: usize,
+    pub manual: usize,
+}
+
+impl Omitted {
+    /// Counts `pod` as left out.
+    pub fn pod(&mut self, pod: &PodReport) {
+        self.pods += 1;
+        self.drifted += usize::from(pod.verdict.is_drift());
+    }
+
+    /// Counts `workload` as left out.
+    pub fn workload(&mut self, workload: &WorkloadReport) {
+        self.workloads += 1;
+        self.restarted += usize::from(workload.is_restarted());
+        self.failed += usize::from(workload.status == Status::Failed);
+        self.manual += usize::from(workload.action == Action::Manual);
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -139,6 +173,12 @@ pub struct PodReport {
     pub workload: WorkloadRef,
     #[serde(default, skip_serializing_if = "str_is_empty")]
     pub reason: Arc<str>,
+}
+
+impl WorkloadReport {
+    fn is_restarted(&self) -> bool {
+        matches!(self.status, Status::Restarted | Status::Completed)
+    }
 }
 
 fn str_is_empty(text: &Arc<str>) -> bool {
@@ -245,6 +285,7 @@ impl Report {
                 })
                 .collect(),
             notes: Vec::new(),
+            omitted: None,
         };
         report.recount();
         report
@@ -287,26 +328,52 @@ impl Report {
                  nothing was planned or restarted"
                     .into(),
             ],
+            omitted: None,
         }
     }
 
-    /// Recomputes the workload counts of the summary from the workloads' statuses.
+    /// Recomputes the counts the lists determine: `drifted` from the pods, `restarted`,
+    /// `failed` and `manual` from the workloads, each with what a trimmed copy left out.
+    /// (`pods`, `proxies` and `upToDate` count pods the lists never name.)
     pub fn recount(&mut self) {
-        self.summary.restarted = self
-            .workloads
-            .iter()
-            .filter(|w| matches!(w.status, Status::Restarted | Status::Completed))
-            .count();
-        self.summary.failed = self
-            .workloads
-            .iter()
-            .filter(|w| w.status == Status::Failed)
-            .count();
-        self.summary.manual = self
-            .workloads
-            .iter()
-            .filter(|w| w.action == Action::Manual)
-            .count();
+        let omitted = self.omitted.clone().unwrap_or_default();
+        let workloads = &self.workloads;
+        let count =
+            |keep: fn(&WorkloadReport) -> bool| workloads.iter().filter(|w| keep(w)).count();
+        self.summary.restarted = count(WorkloadReport::is_restarted) + omitted.restarted;
+        self.summary.failed = count(|w| w.status == Status::Failed) + omitted.failed;
+        self.summary.manual = count(|w| w.action == Action::Manual) + omitted.manual;
+        self.summary.drifted =
+            self.pods.iter().filter(|p| p.verdict.is_drift()).count() + omitted.drifted;
+    }
+
+    /// Recounts a report read from a file, and says which stored counts the lists contradict
+    /// (an edited or damaged file): the lists are what the run did.
+    pub fn recount_stored(&mut self) -> Vec<String> {
+        let stored = self.summary.clone();
+        self.recount();
+        let recounted = &self.summary;
+        let mut problems: Vec<String> = [
+            ("drifted", stored.drifted, recounted.drifted),
+            ("restarted", stored.restarted, recounted.restarted),
+            ("failed", stored.failed, recounted.failed),
+            ("manual", stored.manual, recounted.manual),
+        ]
+        .into_iter()
+        .filter(|(_, stored, recounted)| stored != recounted)
+        .map(|(field, stored, recounted)| {
+            format!("summary.{field} is {stored} in the file, but its lists give {recounted}: shown as {recounted}")
+        })
+        .collect();
+        let listed = self.pods.len() + self.omitted.as_ref().map_or(0, |o| o.pods);
+        let s = &self.summary;
+        if s.up_to_date + listed > s.proxies || s.proxies > s.pods {
+            problems.push(format!(
+                "the pod counts disagree with each other: upToDate {} plus {listed} listed pods, proxies {}, pods {}",
+                s.up_to_date, s.proxies, s.pods
+            ));
+        }
+        problems
     }
 
     /// Reads a saved report, checking that it is one.
@@ -396,11 +463,12 @@ impl Report {
         counts
     }
 
-    /// For a terminal: what will happen, in order, and what a person must do.
+    /// For a terminal: what will happen, in order, and what a person must do. Every piece of
+    /// cluster data goes through `plain` (and table cells through `cell`).
     pub fn table(&self) -> String {
         let mut out = String::new();
         writeln!(out, "{}", self.title()).unwrap();
-        writeln!(out, "Control plane: {}", self.control_plane_line()).unwrap();
+        writeln!(out, "Control plane: {}", plain(&self.control_plane_line())).unwrap();
         if self.control_plane.gate.passed {
             writeln!(out, "Gate: passed").unwrap();
         } else {
@@ -410,77 +478,15 @@ impl Report {
             )
             .unwrap();
             for problem in &self.control_plane.gate.problems {
-                writeln!(out, "  - {problem}").unwrap();
+                writeln!(out, "  - {}", plain(problem)).unwrap();
             }
         }
         writeln!(out, "{}", self.summary_line()).unwrap();
         for note in &self.notes {
-            writeln!(out, "Note: {note}").unwrap();
+            writeln!(out, "Note: {}", plain(note)).unwrap();
         }
-
-        let automatic: Vec<_> = self
-            .workloads
-            .iter()
-            .filter(|w| w.action.is_automatic())
-            .collect();
-        writeln!(out).unwrap();
-        if automatic.is_empty() {
-            writeln!(out, "Nothing to restart.").unwrap();
-        } else {
-            let rows: Vec<[String; 7]> = automatic
-                .iter()
-                .map(|w| {
-                    [
-                        w.order.map(|o| o.to_string()).unwrap_or_default(),
-                        w.phase.as_str().into(),
-                        w.action.as_str().into(),
-                        w.status.as_str().into(),
-                        format!("{} {}/{}", w.kind, w.namespace, w.name),
-                        w.pods.len().to_string(),
-                        w.from_versions.join(", ")
-                            + &w.reason
-                                .as_deref()
-                                .map(|r| format!("  ({r})"))
-                                .unwrap_or_default(),
-                    ]
-                })
-                .collect();
-            write_columns(
-                &mut out,
-                [
-                    "ORDER", "PHASE", "ACTION", "STATUS", "WORKLOAD", "PODS", "FROM",
-                ],
-                &rows,
-            );
-        }
-
-        let manual: Vec<_> = self
-            .workloads
-            .iter()
-            .filter(|w| w.action == Action::Manual)
-            .collect();
-        if !manual.is_empty() {
-            writeln!(out, "\nManual: a person must act on these").unwrap();
-            for w in manual {
-                writeln!(
-                    out,
-                    "  {} {}/{} ({} pod{}, {})",
-                    w.kind,
-                    w.namespace,
-                    w.name,
-                    w.pods.len(),
-                    if w.pods.len() == 1 { "" } else { "s" },
-                    w.from_versions.join(", ")
-                )
-                .unwrap();
-                if let Some(reason) = &w.reason {
-                    writeln!(out, "      {reason}").unwrap();
-                }
-                if let Some(runbook) = &w.runbook {
-                    writeln!(out, "      see {runbook}").unwrap();
-                }
-            }
-        }
+        self.automatic_table(&mut out);
+        self.manual_list(&mut out);
         let others = self.other_verdicts();
         if !others.is_empty() {
             let listed: Vec<String> = others.iter().map(|(v, n)| format!("{v} {n}")).collect();
@@ -494,88 +500,226 @@ impl Report {
         out
     }
 
-    /// For a ConfigMap, a pull request or a ticket.
+    fn automatic_table(&self, out: &mut String) {
+        let automatic: Vec<_> = self
+            .workloads
+            .iter()
+            .filter(|w| w.action.is_automatic())
+            .collect();
+        writeln!(out).unwrap();
+        if automatic.is_empty() {
+            writeln!(out, "Nothing to restart.").unwrap();
+            return;
+        }
+        let rows: Vec<[String; 7]> = automatic
+            .iter()
+            .map(|w| {
+                [
+                    w.order.map(|o| o.to_string()).unwrap_or_default(),
+                    w.phase.as_str().into(),
+                    w.action.as_str().into(),
+                    w.status.as_str().into(),
+                    cell(&format!("{} {}/{}", w.kind, w.namespace, w.name)),
+                    w.pods.len().to_string(),
+                    // The last column is not padded: it may be as long as it is.
+                    plain(
+                        &(w.from_versions.join(", ")
+                            + &w.reason
+                                .as_deref()
+                                .map(|r| format!("  ({r})"))
+                                .unwrap_or_default()),
+                    )
+                    .into_owned(),
+                ]
+            })
+            .collect();
+        write_columns(
+            out,
+            [
+                "ORDER", "PHASE", "ACTION", "STATUS", "WORKLOAD", "PODS", "FROM",
+            ],
+            &rows,
+        );
+    }
+
+    fn manual_list(&self, out: &mut String) {
+        let manual: Vec<_> = self
+            .workloads
+            .iter()
+            .filter(|w| w.action == Action::Manual)
+            .collect();
+        if manual.is_empty() {
+            return;
+        }
+        writeln!(out, "\nManual: a person must act on these").unwrap();
+        for w in manual {
+            // Whole names here: this is what a person acts on.
+            writeln!(
+                out,
+                "  {} ({} pod{}, {})",
+                plain(&format!("{} {}/{}", w.kind, w.namespace, w.name)),
+                w.pods.len(),
+                if w.pods.len() == 1 { "" } else { "s" },
+                plain(&w.from_versions.join(", "))
+            )
+            .unwrap();
+            if let Some(reason) = &w.reason {
+                writeln!(out, "      {}", plain(reason)).unwrap();
+            }
+            if let Some(runbook) = &w.runbook {
+                writeln!(out, "      see {}", plain(runbook)).unwrap();
+            }
+        }
+    }
+
+    /// For a ConfigMap, a pull request or a ticket. Every piece of cluster data goes through
+    /// `md`, so that no name can end a table cell, start a line or become markup.
     pub fn markdown(&self) -> String {
         let mut out = String::new();
         writeln!(out, "# {}\n", self.title()).unwrap();
-        writeln!(out, "- **Control plane**: {}", self.control_plane_line()).unwrap();
+        writeln!(
+            out,
+            "- **Control plane**: {}",
+            md(&self.control_plane_line())
+        )
+        .unwrap();
         if self.control_plane.gate.passed {
             writeln!(out, "- **Gate**: passed").unwrap();
         } else {
             writeln!(out, "- **Gate**: failed").unwrap();
             for problem in &self.control_plane.gate.problems {
-                writeln!(out, "  - {}", escape(problem)).unwrap();
+                writeln!(out, "  - {}", md(problem)).unwrap();
             }
         }
         writeln!(out, "- **Summary**: {}", self.summary_line()).unwrap();
         for note in &self.notes {
-            writeln!(out, "- **Note**: {}", escape(note)).unwrap();
+            writeln!(out, "- **Note**: {}", md(note)).unwrap();
         }
+        self.markdown_workloads(&mut out);
+        self.markdown_pods(&mut out);
+        out
+    }
+
+    fn markdown_workloads(&self, out: &mut String) {
         writeln!(out, "\n## Workloads\n").unwrap();
         if self.workloads.is_empty() {
             writeln!(out, "No proxy differs from the control plane.").unwrap();
-        } else {
+            return;
+        }
+        writeln!(
+            out,
+            "| Order | Phase | Action | Status | Workload | Pods | From | Reason |\n|---|---|---|---|---|---|---|---|"
+        )
+        .unwrap();
+        for w in &self.workloads {
+            let reason = match (&w.reason, &w.runbook) {
+                (Some(r), Some(b)) => format!("{} ([runbook]({}))", md(r), link(b)),
+                (Some(r), None) => md(r),
+                (None, Some(b)) => format!("[runbook]({})", link(b)),
+                (None, None) => String::new(),
+            };
             writeln!(
                 out,
-                "| Order | Phase | Action | Status | Workload | Pods | From | Reason |\n|---|---|---|---|---|---|---|---|"
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                w.order.map(|o| o.to_string()).unwrap_or_default(),
+                w.phase.as_str(),
+                w.action.as_str(),
+                w.status.as_str(),
+                md(&format!("{} {}/{}", w.kind, w.namespace, w.name)),
+                w.pods.len(),
+                md(&w.from_versions.join(", ")),
+                reason
             )
             .unwrap();
-            for w in &self.workloads {
-                let reason = match (&w.reason, &w.runbook) {
-                    (Some(r), Some(b)) => format!("{} ([runbook]({b}))", escape(r)),
-                    (Some(r), None) => escape(r),
-                    (None, Some(b)) => format!("[runbook]({b})"),
-                    (None, None) => String::new(),
-                };
-                writeln!(
-                    out,
-                    "| {} | {} | {} | {} | {} {}/{} | {} | {} | {} |",
-                    w.order.map(|o| o.to_string()).unwrap_or_default(),
-                    w.phase.as_str(),
-                    w.action.as_str(),
-                    w.status.as_str(),
-                    w.kind,
-                    w.namespace,
-                    w.name,
-                    w.pods.len(),
-                    w.from_versions.join(", "),
-                    reason
-                )
-                .unwrap();
-            }
         }
-        if !self.pods.is_empty() {
-            writeln!(out, "\n## Pods\n").unwrap();
+    }
+
+    fn markdown_pods(&self, out: &mut String) {
+        if self.pods.is_empty() {
+            return;
+        }
+        writeln!(out, "\n## Pods\n").unwrap();
+        writeln!(
+            out,
+            "| Pod | Verdict | Action | Proxy | Workload | Reason |\n|---|---|---|---|---|---|"
+        )
+        .unwrap();
+        for p in &self.pods {
             writeln!(
                 out,
-                "| Pod | Verdict | Action | Proxy | Workload | Reason |\n|---|---|---|---|---|---|"
+                "| {} | {} | {} | {} | {} | {} |",
+                md(&format!("{}/{}", p.namespace, p.name)),
+                p.verdict.as_str(),
+                p.action.as_str(),
+                md(p.proxy_version
+                    .as_deref()
+                    .or(p.proxy_image.as_deref())
+                    .unwrap_or("")),
+                md(&format!("{} {}", p.workload.kind, p.workload.name)),
+                md(&p.reason)
             )
             .unwrap();
-            for p in &self.pods {
-                writeln!(
-                    out,
-                    "| {}/{} | {} | {} | {} | {} {} | {} |",
-                    p.namespace,
-                    p.name,
-                    p.verdict.as_str(),
-                    p.action.as_str(),
-                    p.proxy_version
-                        .as_deref()
-                        .or(p.proxy_image.as_deref())
-                        .unwrap_or(""),
-                    p.workload.kind,
-                    p.workload.name,
-                    escape(&p.reason)
-                )
-                .unwrap();
-            }
         }
-        out
     }
 }
 
-fn escape(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+/// What may not reach a terminal from cluster data: control characters (escape sequences can
+/// move the cursor, clear the screen or forge a line; a newline or `\r` starts a false one) and
+/// the bidirectional overrides that make text read other than it is.
+fn is_unprintable(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` without what `is_unprintable` refuses; borrowed when there is nothing to remove.
+fn plain(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains(is_unprintable) {
+        text.replace(is_unprintable, "").into()
+    } else {
+        text.into()
+    }
+}
+
+/// The widest a padded table cell gets: a longer name is cut, so that one 200-character name
+/// does not push every row off the screen (the JSON report has it whole).
+const CELL_WIDTH: usize = 60;
+
+/// A padded table cell: `plain`, and cut to `CELL_WIDTH` characters with `…`.
+fn cell(text: &str) -> String {
+    let text = plain(text);
+    if text.chars().count() <= CELL_WIDTH {
+        return text.into_owned();
+    }
+    let mut cut: String = text.chars().take(CELL_WIDTH - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// Text for a markdown table cell or list item: one line, every character markdown could read
+/// as markup escaped, nothing unprintable.
+fn md(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' | '\r' | '\t' => out.push(' '),
+            c if is_unprintable(c) => {}
+            '\\' | '|' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '~' | '!' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A runbook path as a link target: nothing that could end the link or the cell.
+fn link(target: &str) -> String {
+    target
+        .chars()
+        .filter(|c| {
+            !is_unprintable(*c) && !c.is_whitespace() && !matches!(c, '(' | ')' | '|' | '<' | '>')
+        })
+        .collect()
 }
 
 fn write_columns<const N: usize>(out: &mut String, header: [&str; N], rows: &[[String; N]]) {
@@ -671,5 +815,106 @@ mod tests {
             ),
             (0, 1, 1)
         );
+    }
+
+    /// A report whose cluster data is hostile: markup, line breaks, escape sequences, a
+    /// bidirectional override, and a name far wider than a column.
+    fn hostile() -> Report {
+        let mut report = sample();
+        let long = "a".repeat(200);
+        report.workloads[0].kind = "Deploy|ment".into();
+        report.workloads[0].name = format!("orders\n| 9 | kyma | forged | row |\x1b[2J\r{long}");
+        report.workloads[1].name = "bare\u{202e}gnp.exe\x1b]0;title\x07".into();
+        report.workloads[1].reason = Some("line one\r\nline two | `code` *bold* [x](y)".into());
+        report.pods[0].name = "bare|<script>".into();
+        report.control_plane.image = Some("docker.io/istio/proxyv2:1.24.1\x1b[31m".into());
+        report.notes.push("note\nwith a break".into());
+        report
+    }
+
+    #[test]
+    fn terminal_output_carries_no_control_characters_and_cuts_wide_cells() {
+        let table = hostile().table();
+        let unprintable: Vec<char> = table
+            .chars()
+            .filter(|c| *c != '\n' && is_unprintable(*c))
+            .collect();
+        assert!(unprintable.is_empty(), "{unprintable:?} in\n{table}");
+        // The forged row stays inside its own line, which is cut to the column's width.
+        let row = table
+            .lines()
+            .find(|l| l.contains("Deploy|ment"))
+            .expect("the workload's row");
+        assert!(row.contains('…'), "{row}");
+        assert!(row.contains("forged"), "{row}");
+        assert!(
+            !table.lines().any(|l| l.starts_with("| 9 |")),
+            "a name started a line:\n{table}"
+        );
+        let widest_cell = CELL_WIDTH + "1      customer  rollout-restart  planned  ".len();
+        assert!(
+            row.chars().count() < widest_cell + 40,
+            "{} characters: {row}",
+            row.chars().count()
+        );
+        // The manual list names the workload whole, but harmless.
+        assert!(table.contains("Pod shop/baregnp.exe]0;title"), "{table}");
+        assert!(table.contains("line oneline two"), "{table}");
+    }
+
+    #[test]
+    fn markdown_cells_are_escaped_one_line_each() {
+        let md = hostile().markdown();
+        assert!(!md.chars().any(|c| c != '\n' && is_unprintable(c)), "{md}");
+        let unescaped_pipes = |line: &str| {
+            line.char_indices()
+                .filter(|(i, c)| *c == '|' && (*i == 0 || line.as_bytes()[i - 1] != b'\\'))
+                .count()
+        };
+        let table_rows: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
+        // Two header rows, two workloads; two header rows, two pods.
+        assert_eq!(table_rows.len(), 8, "{md}");
+        for row in &table_rows[..4] {
+            assert_eq!(unescaped_pipes(row), 9, "{row}");
+        }
+        for row in &table_rows[4..] {
+            assert_eq!(unescaped_pipes(row), 7, "{row}");
+        }
+        assert!(md.contains(r"bare\|\<script\>"), "{md}");
+        assert!(
+            md.contains(r"line one  line two \| \`code\` \*bold\* \[x\](y)"),
+            "{md}"
+        );
+        assert!(md.contains("- **Note**: note with a break"), "{md}");
+    }
+
+    #[test]
+    fn a_stored_report_is_recounted_from_its_lists() {
+        let mut report = sample();
+        report.summary.failed = 7;
+        report.summary.drifted = 0;
+        let problems = report.recount_stored();
+        assert_eq!(
+            (
+                report.summary.failed,
+                report.summary.drifted,
+                report.summary.manual
+            ),
+            (0, 2, 1)
+        );
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("summary.drifted is 0 in the file, but its lists give 2"));
+        // A trimmed copy counts what it left out.
+        let mut trimmed = sample();
+        let left_out = trimmed.workloads.remove(1);
+        let mut omitted = Omitted::default();
+        omitted.workload(&left_out);
+        trimmed.omitted = Some(omitted);
+        assert!(trimmed.recount_stored().is_empty());
+        assert_eq!(trimmed.summary.manual, 1);
+        // Counts no list can give are checked against each other.
+        let mut odd = sample();
+        odd.summary.proxies = 2;
+        assert!(odd.recount_stored()[0].contains("pod counts disagree"));
     }
 }

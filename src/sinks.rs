@@ -41,51 +41,161 @@ pub fn configmap_target(text: &str) -> Result<(String, String)> {
     }
 }
 
-/// The ConfigMap's data: the JSON report and its markdown, trimmed to fit. Pods are dropped from
-/// the end of the list (workloads, the summary and every failure stay), and a note says so.
+/// The ConfigMap's data: the JSON report and its markdown, trimmed to fit 1 MiB, which a real
+/// API server enforces. What goes first is what a reader misses least, and a note says what went:
+/// pods from the end of the list, then each workload's pod names beyond the first few, then the
+/// markdown (`report` renders it from the JSON), then workloads, completed ones before skipped,
+/// manual and failed ones. The summary keeps counting everything (`Report::omitted`), and the
+/// final size is always checked.
 pub fn configmap_data(report: &Report) -> Result<BTreeMap<String, String>> {
     let mut fitted = report.clone();
-    let total = report.pods.len();
+    if let Some(data) = fitting_data(&fitted, true)? {
+        return Ok(data);
+    }
+    drop_pods(&mut fitted, true)?;
+    if let Some(data) = fitting_data(&fitted, true)? {
+        return Ok(data);
+    }
+    if cut_workload_pod_lists(&mut fitted)
+        && let Some(data) = fitting_data(&fitted, true)?
+    {
+        return Ok(data);
+    }
+    fitted.notes.push(
+        "the markdown is left out to fit the ConfigMap's 1 MiB; `istio-proxy-reset report FILE --format markdown` renders it from report.json".into(),
+    );
+    if let Some(data) = fitting_data(&fitted, false)? {
+        return Ok(data);
+    }
+    drop_pods(&mut fitted, false)?;
+    drop_workloads(&mut fitted)?;
+    match fitting_data(&fitted, false)? {
+        Some(data) => Ok(data),
+        None => Err(Error::ReportTooLarge {
+            bytes: serde_json::to_string(&fitted)?.len(),
+        }),
+    }
+}
+
+/// The ConfigMap's data when it fits the budget.
+fn fitting_data(report: &Report, with_markdown: bool) -> Result<Option<BTreeMap<String, String>>> {
+    let json = serde_json::to_string(report)?;
+    let mut data = BTreeMap::from([(REPORT_KEY.to_string(), json)]);
+    if with_markdown {
+        data.insert(MARKDOWN_KEY.to_string(), report.render(Format::Markdown)?);
+    }
+    let size: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
+    Ok((size <= CONFIGMAP_BUDGET).then_some(data))
+}
+
+/// What `report` would take in the ConfigMap: its JSON, and its markdown when kept.
+fn data_size(report: &Report, with_markdown: bool) -> Result<usize> {
+    let json = serde_json::to_string(report)?.len();
+    let markdown = if with_markdown {
+        report.render(Format::Markdown)?.len()
+    } else {
+        0
+    };
+    Ok(json + markdown)
+}
+
+/// Bytes kept free for the notes and the omitted counts a trimming step adds.
+const NOTE_ROOM: usize = 2_000;
+
+/// Drops pods from the end of the list until the rest fits (or none is left). Each round drops
+/// what its estimate says is too much, and the real size is measured again.
+fn drop_pods(report: &mut Report, with_markdown: bool) -> Result<()> {
+    let total = report.pods.len() + report.omitted.as_ref().map_or(0, |o| o.pods);
     loop {
-        let json = serde_json::to_string(&fitted)?;
-        let markdown = fitted.render(Format::Markdown)?;
-        if json.len() + markdown.len() <= CONFIGMAP_BUDGET {
-            return Ok(BTreeMap::from([
-                (REPORT_KEY.to_string(), json),
-                (MARKDOWN_KEY.to_string(), markdown),
-            ]));
+        let mut excess = data_size(report, with_markdown)? + NOTE_ROOM;
+        if excess <= CONFIGMAP_BUDGET || report.pods.is_empty() {
+            break;
         }
-        if fitted.pods.is_empty() {
-            // Then the workloads' own pod lists: the counts stay in the summary, and every
-            // workload, its status and its reason stay listed.
-            let longest = fitted
-                .workloads
-                .iter()
-                .map(|w| w.pods.len())
-                .max()
-                .unwrap_or(0);
-            if longest > WORKLOAD_PODS_KEPT {
-                for workload in &mut fitted.workloads {
-                    workload.pods.truncate(WORKLOAD_PODS_KEPT);
-                }
-                fitted.notes.push(format!(
-                    "each workload's pod list is trimmed to {WORKLOAD_PODS_KEPT} names to fit the ConfigMap"
-                ));
-                continue;
-            }
-            // Last, the markdown.
-            let json = serde_json::to_string(&fitted)?;
-            return Ok(BTreeMap::from([(REPORT_KEY.to_string(), json)]));
+        while excess > CONFIGMAP_BUDGET {
+            let Some(pod) = report.pods.pop() else { break };
+            // A pod's markdown row is shorter than its JSON: twice the JSON is the most a pod
+            // can free, so a round never drops more than it must.
+            let json = serde_json::to_string(&pod)?.len() + 1;
+            let freed = if with_markdown { 2 * json } else { json };
+            excess -= freed.min(excess);
+            report
+                .omitted
+                .get_or_insert_with(Default::default)
+                .pod(&pod);
         }
-        let keep = fitted.pods.len() * 3 / 4;
-        fitted.pods.truncate(keep);
-        fitted
-            .notes
-            .retain(|n| !n.starts_with("the pod list is trimmed"));
-        fitted.notes.push(format!(
-            "the pod list is trimmed to {keep} of {total} pods to fit the ConfigMap's 1 MiB; the full report is in --report-file and the Job's log"
+    }
+    let kept = report.pods.len();
+    report
+        .notes
+        .retain(|n| !n.starts_with("the pod list is trimmed"));
+    if kept < total {
+        report.notes.push(format!(
+            "the pod list is trimmed to {kept} of {total} pods to fit the ConfigMap's 1 MiB; the full report is in --report-file and the Job's log"
         ));
     }
+    Ok(())
+}
+
+/// Cuts every workload's pod names to the first few; `false` when none was longer.
+fn cut_workload_pod_lists(report: &mut Report) -> bool {
+    let longest = report.workloads.iter().map(|w| w.pods.len()).max();
+    if longest.is_none_or(|n| n <= WORKLOAD_PODS_KEPT) {
+        return false;
+    }
+    for workload in &mut report.workloads {
+        workload.pods.truncate(WORKLOAD_PODS_KEPT);
+    }
+    report.notes.push(format!(
+        "each workload's pod list is trimmed to {WORKLOAD_PODS_KEPT} names to fit the ConfigMap"
+    ));
+    true
+}
+
+/// How much a reader needs a workload's entry, least first: a completed restart is in the
+/// counts, a failure is what the report is read for.
+fn keep_rank(workload: &WorkloadReport) -> u8 {
+    match workload.status {
+        Status::Failed => 3,
+        _ if workload.action == crate::plan::Action::Manual => 2,
+        Status::Skipped => 1,
+        Status::Planned | Status::Restarted | Status::Completed => 0,
+    }
+}
+
+/// Leaves out workloads, least needed first and from the end, until the JSON fits.
+fn drop_workloads(report: &mut Report) -> Result<()> {
+    let total = report.workloads.len() + report.omitted.as_ref().map_or(0, |o| o.workloads);
+    let mut excess = data_size(report, false)? + NOTE_ROOM;
+    if excess <= CONFIGMAP_BUDGET {
+        return Ok(());
+    }
+    let listed = report.workloads.len();
+    let mut by_need: Vec<usize> = (0..listed).collect();
+    by_need.sort_by_key(|&i| (keep_rank(&report.workloads[i]), std::cmp::Reverse(i)));
+    let mut left_out = vec![false; listed];
+    for i in by_need {
+        if excess <= CONFIGMAP_BUDGET {
+            break;
+        }
+        excess = excess.saturating_sub(serde_json::to_string(&report.workloads[i])?.len() + 1);
+        left_out[i] = true;
+    }
+    let mut omitted = report.omitted.take().unwrap_or_default();
+    let mut index = 0;
+    report.workloads.retain(|workload| {
+        let keep = !left_out[index];
+        index += 1;
+        if !keep {
+            omitted.workload(workload);
+        }
+        keep
+    });
+    report.notes.push(format!(
+        "{} of {total} workloads are left out to fit the ConfigMap's 1 MiB ({} restarted, {} failed, {} manual; failed and manual ones are kept first); the full report is in --report-file and the Job's log",
+        omitted.workloads, omitted.restarted, omitted.failed, omitted.manual
+    ));
+    report.omitted = Some(omitted);
+    Ok(())
 }
 
 /// Creates or updates the report ConfigMap.
@@ -193,11 +303,10 @@ async fn create_event(
     message: &str,
 ) -> Result<()> {
     // One Event per workload, reason and target: a re-run counts up instead of piling up.
-    let name = format!(
-        "{}.{}.{:08x}",
-        entry.name.chars().take(200).collect::<String>(),
-        reason.to_ascii_lowercase(),
-        fnv1a(&[entry.kind.as_str(), plan.target.as_str()]) as u32
+    let name = event_name(
+        &entry.name,
+        reason,
+        fnv1a(&[entry.kind.as_str(), plan.target.as_str()]) as u32,
     );
     let event = Event {
         metadata: ObjectMeta {
@@ -252,6 +361,41 @@ async fn create_event(
         }
         Err(source) => Err(Error::Kube { action, source }),
     }
+}
+
+/// The longest part of an Event's name taken from the workload's, leaving room for the rest.
+const EVENT_NAME_PREFIX: usize = 200;
+
+/// `<workload>.<reason>.<hash>` as a DNS subdomain, whatever the workload's name: cut to fit,
+/// every dot-separated part beginning and ending with a letter or digit. (kube-apiserver takes
+/// any name for a core/v1 Event today; events.k8s.io and its readers want a subdomain.)
+fn event_name(workload: &str, reason: &str, hash: u32) -> String {
+    let mut prefix = String::with_capacity(workload.len().min(EVENT_NAME_PREFIX));
+    for part in workload.split('.') {
+        let part: String = part
+            .chars()
+            .map(|c| match c.to_ascii_lowercase() {
+                c @ ('a'..='z' | '0'..='9') => c,
+                _ => '-',
+            })
+            .collect();
+        let part = part.trim_matches('-');
+        if part.is_empty() {
+            continue;
+        }
+        if !prefix.is_empty() {
+            prefix.push('.');
+        }
+        prefix.push_str(part);
+    }
+    prefix.truncate(EVENT_NAME_PREFIX); // ASCII only by now
+    let prefix = prefix.trim_end_matches(['-', '.']);
+    let prefix = if prefix.is_empty() {
+        "workload"
+    } else {
+        prefix
+    };
+    format!("{prefix}.{}.{hash:08x}", reason.to_ascii_lowercase())
 }
 
 /// A stable short hash (FNV-1a) for names that must be the same run after run.
@@ -495,6 +639,123 @@ mod tests {
         let data = configmap_data(&small).unwrap();
         let whole: Report = serde_json::from_str(&data[REPORT_KEY]).unwrap();
         assert_eq!(whole, small);
+    }
+
+    /// 20,000 workloads with a failed gate: every entry is skipped with a reason, and the
+    /// pods' list alone is larger than a ConfigMap.
+    fn gate_failed_report(workloads: usize) -> Report {
+        let status = |i: usize| match i % 200 {
+            0 => ("failed", "rollout-restart"),
+            1..=9 => ("skipped", "manual"),
+            _ => ("skipped", "rollout-restart"),
+        };
+        let entries: Vec<_> = (0..workloads).map(|i| {
+            let (status, action) = status(i);
+            serde_json::json!({"kind": "Deployment", "namespace": format!("team-{:03}", i % 300),
+                "name": format!("service-{i:05}"), "phase": "customer", "action": action,
+                "pods": [format!("service-{i:05}-7b9d5c6f4d-x2k9p")], "fromVersions": ["1.23.2"],
+                "status": status, "reason": "not run: the control-plane gate failed",
+                "runbook": "runbooks/gate.md#the-control-plane-gate-failed"})
+        }).collect();
+        let pods: Vec<_> = (0..workloads).map(|i| serde_json::json!({
+            "namespace": format!("team-{:03}", i % 300), "name": format!("service-{i:05}-7b9d5c6f4d-x2k9p"),
+            "verdict": "outdated", "action": status(i).1, "proxyImage": "europe-docker.pkg.dev/kyma-project/prod/external/istio/proxyv2:1.23.2-distroless",
+            "proxyVersion": "1.23.2", "workload": {"kind": "Deployment", "name": format!("service-{i:05}")},
+            "reason": "proxy 1.23.2, control plane 1.24.1"})).collect();
+        let mut report: Report = serde_json::from_value(serde_json::json!({
+            "apiVersion": crate::report::API_VERSION, "kind": crate::report::KIND, "mode": "run",
+            "startedAt": "2026-11-26T10:00:00Z", "finishedAt": "2026-11-26T10:00:01Z",
+            "controlPlane": {"version": "1.24.1", "image": null, "source": "x",
+                             "gate": {"passed": false, "problems": ["istiod is not ready"]}},
+            "summary": {"pods": workloads, "proxies": workloads, "upToDate": 0, "drifted": 0, "restarted": 0, "failed": 0, "manual": 0},
+            "workloads": entries, "pods": pods
+        }))
+        .unwrap();
+        report.recount();
+        report
+    }
+
+    #[test]
+    fn workloads_beyond_what_fits_are_summarised_failed_and_manual_ones_kept() {
+        let report = gate_failed_report(20_000);
+        assert!(serde_json::to_string(&report).unwrap().len() > 2 * CONFIGMAP_BUDGET);
+        let data = configmap_data(&report).unwrap();
+        let size: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert!(size <= CONFIGMAP_BUDGET, "{size} bytes");
+        let mut fitted: Report = serde_json::from_str(&data[REPORT_KEY]).unwrap();
+        let omitted = fitted
+            .omitted
+            .clone()
+            .expect("what was left out is counted");
+        assert!(
+            omitted.workloads > 0 && omitted.pods == 20_000,
+            "{omitted:?}"
+        );
+        assert_eq!(fitted.workloads.len() + omitted.workloads, 20_000);
+        let kept = |status: Status| {
+            fitted
+                .workloads
+                .iter()
+                .filter(|w| w.status == status)
+                .count()
+        };
+        assert_eq!(kept(Status::Failed), 100, "every failure is kept");
+        let manual = fitted
+            .workloads
+            .iter()
+            .filter(|w| w.action == crate::plan::Action::Manual);
+        assert_eq!(manual.count(), 900, "every manual item is kept");
+        assert!(
+            fitted
+                .notes
+                .iter()
+                .any(|n| n.contains("of 20000 workloads are left out")),
+            "{:?}",
+            fitted.notes
+        );
+        let summary = fitted.summary.clone();
+        fitted.recount();
+        assert_eq!(
+            fitted.summary, summary,
+            "the summary is still its lists' count"
+        );
+        assert_eq!(summary, report.summary, "and still counts everything");
+    }
+
+    /// A DNS subdomain (RFC 1123), as Kubernetes validates object names.
+    fn is_dns_subdomain(name: &str) -> bool {
+        name.len() <= 253
+            && name.split('.').all(|label| {
+                !label.is_empty()
+                    && label.starts_with(|c: char| c.is_ascii_alphanumeric())
+                    && label.ends_with(|c: char| c.is_ascii_alphanumeric())
+                    && label
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            })
+    }
+
+    #[test]
+    fn event_names_are_subdomains_whatever_the_workload_is_called() {
+        let cut_at_a_dash = format!("{}-tail", "a".repeat(EVENT_NAME_PREFIX - 1));
+        let cut_at_a_dot = format!("{}.tail", "b".repeat(EVENT_NAME_PREFIX - 1));
+        for workload in [
+            "orders",
+            cut_at_a_dash.as_str(),
+            cut_at_a_dot.as_str(),
+            &"c".repeat(253),
+            "x.-y..z-",
+            "Upper_Case:name",
+            "---",
+        ] {
+            let name = event_name(workload, "ProxyRestarted", 0xabcd);
+            assert!(is_dns_subdomain(&name), "{workload:?} gave {name:?}");
+            assert!(name.ends_with(".proxyrestarted.0000abcd"), "{name}");
+        }
+        assert_eq!(
+            event_name("orders", "ProxyRestarted", 1),
+            "orders.proxyrestarted.00000001"
+        );
     }
 
     #[test]

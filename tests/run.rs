@@ -427,3 +427,60 @@ async fn pods_that_come_back_without_a_proxy_fail_the_workload() {
         "{billing}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_larger_than_a_configmap_is_trimmed_to_fit_and_kept() {
+    // 6,000 pods and a gate that fails (no injector injects the version asked for): every
+    // drifted pod and workload is in the report, more than a ConfigMap's 1 MiB.
+    let cluster = Cluster::start(kube_sim::generate::generate(6_000, 11), |_| {}).await;
+    let (code, report, stderr) = cluster
+        .run(&[
+            "--expected-version",
+            "1.99.0",
+            "--report-configmap",
+            "kyma-system/istio-proxy-reset-report",
+        ])
+        .await;
+    assert_eq!(
+        code,
+        Some(2),
+        "the gate fails, and the report is kept: {stderr}"
+    );
+    let whole = serde_json::to_string(&report).unwrap().len();
+    assert!(whole > 1_048_576, "the whole report is {whole} bytes");
+    let saved = cluster
+        .object("v1", "ConfigMap", "kyma-system", "istio-proxy-reset-report")
+        .expect("the report ConfigMap, which kube-sim refuses over 1 MiB as kube-apiserver does");
+    let data = saved["data"].as_object().unwrap();
+    let size: usize = data.values().map(|v| v.as_str().unwrap().len()).sum();
+    assert!(size <= 1_048_576, "{size} bytes");
+    let kept: Value = serde_json::from_str(data["report.json"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        kept["summary"], report["summary"],
+        "the summary counts everything"
+    );
+    let notes = kept["notes"].to_string();
+    assert!(
+        notes.contains("trimmed") || notes.contains("left out"),
+        "{notes}"
+    );
+    // `report` reads the trimmed copy and recounts it to the same summary, without a warning.
+    let file = cluster.dir.path().join("kept.json");
+    std::fs::write(&file, data["report.json"].as_str().unwrap()).unwrap();
+    let rendered = std::process::Command::new(env!("CARGO_BIN_EXE_istio-proxy-reset"))
+        .args(["report", file.to_str().unwrap(), "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let recounted: Value = serde_json::from_slice(&rendered.stdout).unwrap();
+    assert_eq!(recounted["summary"], report["summary"]);
+    assert!(
+        !String::from_utf8_lossy(&rendered.stderr).contains("in the file, but"),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+}

@@ -183,6 +183,7 @@ pub fn validate(r: &ResourceType, obj: &Value) -> Result<(), ApiError> {
         ));
     }
     match r.kind {
+        "ConfigMap" | "Secret" => validate_data_size(r, name, obj)?,
         "Pod" => validate_pod_spec(r, name, &obj["spec"], "spec")?,
         "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Rollout" => {
             validate_pod_spec(
@@ -215,6 +216,45 @@ pub fn validate(r: &ResourceType, obj: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The most a ConfigMap's or a Secret's values may hold together, as kube-apiserver enforces.
+pub const MAX_DATA_BYTES: usize = 1024 * 1024;
+
+/// kube-apiserver's limit on the values of a ConfigMap (`data` and `binaryData`, keys not
+/// counted) and of a Secret (`data` decoded, and `stringData`), with its message: a report that
+/// does not fit must be refused here as it is there.
+fn validate_data_size(r: &ResourceType, name: &str, obj: &Value) -> Result<(), ApiError> {
+    use base64::Engine as _;
+    let values = |field: &str| {
+        obj[field]
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.values())
+            .filter_map(Value::as_str)
+    };
+    let decoded = |text: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_or(text.len(), |bytes| bytes.len())
+    };
+    let (size, field) = if r.kind == "Secret" {
+        let data: usize = values("data").map(decoded).sum();
+        (
+            data + values("stringData").map(str::len).sum::<usize>(),
+            "data",
+        )
+    } else {
+        let data: usize = values("data").map(str::len).sum();
+        (
+            data + values("binaryData").map(decoded).sum::<usize>(),
+            "[]",
+        )
+    };
+    if size > MAX_DATA_BYTES {
+        return Err(ApiError::too_long(r, name, field, MAX_DATA_BYTES));
+    }
+    Ok(())
+}
+
 fn is_dns_subdomain(name: &str) -> bool {
     name.len() <= 253
         && name
@@ -227,6 +267,29 @@ fn is_dns_subdomain(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configmaps_and_secrets_hold_at_most_one_mebibyte_of_values() {
+        use base64::Engine as _;
+        let configmaps = crate::store::resource_for_plural("", "configmaps").unwrap();
+        let secrets = crate::store::resource_for_plural("", "secrets").unwrap();
+        let configmap = |size: usize| json!({"metadata": {"name": "report"}, "data": {"report.json": "x".repeat(size - 1), "b": "y"}});
+        assert!(validate(configmaps, &configmap(MAX_DATA_BYTES)).is_ok());
+        let error = validate(configmaps, &configmap(MAX_DATA_BYTES + 1)).unwrap_err();
+        assert_eq!(error.code, 422);
+        assert_eq!(
+            error.message,
+            "ConfigMap \"report\" is invalid: []: Too long: may not be more than 1048576 bytes"
+        );
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(vec![b'x'; MAX_DATA_BYTES + 1]);
+        let secret = json!({"metadata": {"name": "s"}, "data": {"a": encoded}});
+        let error = validate(secrets, &secret).unwrap_err();
+        assert_eq!(
+            error.message,
+            "Secret \"s\" is invalid: data: Too long: may not be more than 1048576 bytes"
+        );
+    }
 
     #[test]
     fn defaulting_adds_no_empty_lists() {

@@ -80,6 +80,18 @@ impl ApiError {
         .with_causes(json!([{"reason": "FieldValueInvalid", "message": why, "field": field}]))
     }
 
+    /// 422 for a value over a size limit, as kube-apiserver words it.
+    pub fn too_long(r: &ResourceType, name: &str, field: &str, limit: usize) -> ApiError {
+        let why = format!("Too long: may not be more than {limit} bytes");
+        ApiError::new(
+            422,
+            "Invalid",
+            format!("{} \"{name}\" is invalid: {field}: {why}", r.kind),
+        )
+        .with_object(r, name)
+        .with_causes(json!([{"reason": "FieldValueTooLong", "message": why, "field": field}]))
+    }
+
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(400, "BadRequest", message)
     }
