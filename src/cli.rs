@@ -201,9 +201,16 @@ pub fn main(cli: Cli) -> i32 {
     let outcome = match cli.command {
         Command::Plan(args) if args.snapshot.is_some() => plan_command(*args, None),
         Command::Plan(args) => with_runtime(async move {
+            let started = Utc::now();
             let client = args.options.cluster.client().await?;
-            let inventory = list_cluster(&client, &args.options.cluster.scope()).await?;
-            plan_command(*args, Some(inventory))
+            match list_cluster(&client, &args.options.cluster.scope()).await? {
+                Listing::Done(inventory) => plan_command(*args, Some(inventory)),
+                Listing::Stopped(listed) => {
+                    let report = Report::stopped_while_listing(Mode::Plan, started, &listed);
+                    emit(&report, &args.options)?;
+                    Ok(exit::ERROR)
+                }
+            }
         }),
         Command::Run(options) => with_runtime(run_command(*options)),
         Command::Report(args) => report_command(args),
@@ -230,12 +237,26 @@ fn with_runtime(work: impl std::future::Future<Output = Result<i32>>) -> Result<
     runtime.block_on(work)
 }
 
-/// The live inventory, with progress while it is listed.
-async fn list_cluster(client: &kube::Client, scope: &Scope) -> Result<Inventory> {
+/// What listing the cluster gave: the inventory, or, when a stop signal came first, how many
+/// objects of each kind had been listed.
+enum Listing {
+    Done(Inventory),
+    Stopped(std::collections::BTreeMap<String, usize>),
+}
+
+/// The live inventory, with progress while it is listed; a stop signal (the Job's deadline,
+/// Ctrl-C) ends the listing, so that the caller can still write its report.
+async fn list_cluster(client: &kube::Client, scope: &Scope) -> Result<Listing> {
     let progress = sinks::ListingProgress::new();
-    let inventory = live::read(client, scope, &|kind, items| progress.page(kind, items)).await;
+    let on_page = |kind: &str, items| progress.page(kind, items);
+    let listing = tokio::select! {
+        inventory = live::read(client, scope, &on_page) => {
+            inventory.map(Listing::Done)
+        }
+        () = shutdown_signal() => Ok(Listing::Stopped(progress.listed())),
+    };
     progress.finish();
-    inventory
+    listing
 }
 
 /// Control plane, gate and plan: the pure half of every command.
@@ -318,22 +339,23 @@ async fn run_command(options: Options) -> Result<i32> {
         sinks::configmap_target(target)?;
     }
     let client = options.cluster.client().await?;
-    let inventory = list_cluster(&client, &options.cluster.scope()).await?;
+    let inventory = match list_cluster(&client, &options.cluster.scope()).await? {
+        Listing::Done(inventory) => inventory,
+        Listing::Stopped(listed) => {
+            tracing::warn!(
+                ?listed,
+                "stopped while listing the cluster: nothing was compared or restarted"
+            );
+            let report = Report::stopped_while_listing(Mode::Run, started, &listed);
+            report_without_events(&client, &report, &options).await;
+            return Ok(exit::ERROR);
+        }
+    };
     let (control_plane, gate, plan) = match decide(&inventory, &options) {
         Ok(decided) => decided,
         Err(error @ Error::NoControlPlane { .. }) => {
-            // Reported wherever a report goes, but no Events: there is nothing to tell a
-            // workload. Nothing was touched.
             let report = uncompared(Mode::Run, started, &inventory, &error);
-            if let Err(sink) = emit(&report, &options) {
-                tracing::error!("{sink}");
-            }
-            if let Some(target) = &options.report_configmap
-                && let Err(sink) = sinks::write_configmap(&client, target, &report).await
-            {
-                tracing::error!("{sink}");
-            }
-            sinks::write_termination_log(&report, exit::ERROR);
+            report_without_events(&client, &report, &options).await;
             return Err(error);
         }
         Err(error) => return Err(error),
@@ -415,6 +437,20 @@ async fn run_command(options: Options) -> Result<i32> {
         "run finished"
     );
     Ok(code)
+}
+
+/// The report of a run that touched nothing, wherever a report goes but without Events: there
+/// is nothing to tell a workload. Its exit code is 1 (could not do the job) whatever a sink says.
+async fn report_without_events(client: &kube::Client, report: &Report, options: &Options) {
+    if let Err(sink) = emit(report, options) {
+        tracing::error!("{sink}");
+    }
+    if let Some(target) = &options.report_configmap
+        && let Err(sink) = sinks::write_configmap(client, target, report).await
+    {
+        tracing::error!("{sink}");
+    }
+    sinks::write_termination_log(report, exit::ERROR);
 }
 
 /// How long recording Events may take at the end of a run: they are a courtesy, and an API

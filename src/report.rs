@@ -300,6 +300,42 @@ impl Report {
         proxies: usize,
         problem: String,
     ) -> Report {
+        let mut report = Report::nothing_done(mode, started_at, "none found", problem);
+        report.summary.pods = pods;
+        report.summary.proxies = proxies;
+        report.notes.push(
+            "the proxies were not compared: there is no control plane to compare them with; \
+             nothing was planned or restarted"
+                .into(),
+        );
+        report
+    }
+
+    /// The report of a run stopped (SIGTERM, Ctrl-C) while it was still listing the cluster:
+    /// what was listed by then, and that nothing was compared.
+    pub fn stopped_while_listing(
+        mode: Mode,
+        started_at: DateTime<Utc>,
+        listed: &BTreeMap<String, usize>,
+    ) -> Report {
+        let problem = "stopped while listing the cluster: the control plane was not read".into();
+        let mut report = Report::nothing_done(mode, started_at, "not read", problem);
+        report.summary.pods = listed.get("Pod").copied().unwrap_or(0);
+        let so_far: Vec<String> = listed.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        report.notes.push(format!(
+            "stopped while listing the cluster (listed so far: {}); `pods` counts the pods listed by then, proxies were not counted; nothing was compared, planned or restarted",
+            if so_far.is_empty() { "nothing".into() } else { so_far.join(", ") }
+        ));
+        report
+    }
+
+    /// A report with no plan: the problem as the failed gate, every count zero.
+    fn nothing_done(
+        mode: Mode,
+        started_at: DateTime<Utc>,
+        source: &str,
+        problem: String,
+    ) -> Report {
         Report {
             api_version: API_VERSION.into(),
             kind: KIND.into(),
@@ -309,25 +345,17 @@ impl Report {
             control_plane: ControlPlaneReport {
                 version: None,
                 image: None,
-                source: "none found".into(),
+                source: source.into(),
                 revisions: Vec::new(),
                 gate: GateReport {
                     passed: false,
                     problems: vec![problem],
                 },
             },
-            summary: Summary {
-                pods,
-                proxies,
-                ..Summary::default()
-            },
+            summary: Summary::default(),
             workloads: Vec::new(),
             pods: Vec::new(),
-            notes: vec![
-                "the proxies were not compared: there is no control plane to compare them with; \
-                 nothing was planned or restarted"
-                    .into(),
-            ],
+            notes: Vec::new(),
             omitted: None,
         }
     }

@@ -476,6 +476,14 @@ impl ListingProgress {
         }
     }
 
+    /// What was listed so far, by kind.
+    pub fn listed(&self) -> BTreeMap<String, usize> {
+        self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     pub fn finish(&self) {
         if let Some(spinner) = &self.spinner {
             spinner.finish_and_clear();

@@ -484,3 +484,65 @@ async fn a_report_larger_than_a_configmap_is_trimmed_to_fit_and_kept() {
         String::from_utf8_lossy(&rendered.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_while_listing_still_writes_its_report() {
+    // Slow answers, so that the listing is still going when the Job's deadline comes.
+    let cluster = Cluster::start(kube_sim::generate::generate(1_800, 3), |c| {
+        c.latency = Duration::from_millis(400);
+    })
+    .await;
+    let child = cluster
+        .command(&[
+            "run",
+            "--format",
+            "json",
+            "--report-configmap",
+            "kyma-system/istio-proxy-reset-report",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let listing_pods = || {
+        cluster
+            .tool_requests()
+            .iter()
+            .any(|r| r.method == "GET" && r.path.ends_with("/pods"))
+    };
+    support::await_condition(
+        Duration::from_secs(30),
+        "the pods being listed",
+        listing_pods,
+    )
+    .await;
+    let pid = child.id().expect("the run is running") as libc::pid_t;
+    // SAFETY: a signal to the child this test started and still holds.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the run ends after SIGTERM")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("no report on stdout ({e}): {stderr}"));
+    let notes = report["notes"].to_string();
+    assert!(
+        notes.contains("stopped while listing the cluster"),
+        "{notes}"
+    );
+    assert_eq!(report["controlPlane"]["gate"]["passed"], false);
+    assert!(report["workloads"].as_array().unwrap().is_empty());
+    assert!(
+        cluster.workload_writes().is_empty(),
+        "{:?}",
+        cluster.workload_writes()
+    );
+    let saved = cluster
+        .object("v1", "ConfigMap", "kyma-system", "istio-proxy-reset-report")
+        .expect("the report ConfigMap");
+    let saved: Value =
+        serde_json::from_str(saved["data"]["report.json"].as_str().unwrap()).unwrap();
+    assert_eq!(saved["notes"], report["notes"]);
+}
