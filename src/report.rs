@@ -699,7 +699,7 @@ fn is_unprintable(c: char) -> bool {
 }
 
 /// `text` without what `is_unprintable` refuses; borrowed when there is nothing to remove.
-fn plain(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn plain(text: &str) -> std::borrow::Cow<'_, str> {
     if text.contains(is_unprintable) {
         text.replace(is_unprintable, "").into()
     } else {

@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::cluster::{retry, status_code};
 use crate::execute::{Observer, Outcome, describe};
 use crate::plan::WorkloadPlan;
-use crate::report::{Format, Report, Status, WorkloadReport};
+use crate::report::{Format, Report, Status, WorkloadReport, plain};
 use crate::{Error, Result};
 
 /// ConfigMaps hold at most 1 MiB; keep a margin for keys and metadata.
@@ -544,7 +544,7 @@ impl Observer for Progress {
     fn started(&self, workload: &WorkloadPlan) {
         match &self.bar {
             Some(bar) => bar.set_message(self.in_flight_message(|f| {
-                f.insert(describe(workload));
+                f.insert(plain(&describe(workload)).into_owned());
             })),
             None => tracing::info!(
                 workload = %describe(workload),
@@ -560,10 +560,11 @@ impl Observer for Progress {
         match &self.bar {
             Some(bar) => {
                 bar.set_message(self.in_flight_message(|f| {
-                    f.remove(&describe(workload));
+                    f.remove(plain(&describe(workload)).as_ref());
                 }));
                 bar.inc(1);
-                bar.println(format!(
+                // Cluster data on a terminal: nothing that moves the cursor or forges a line.
+                bar.println(plain(&format!(
                     "{:>9}  {}{}",
                     outcome.status.as_str(),
                     describe(workload),
@@ -572,7 +573,7 @@ impl Observer for Progress {
                         .as_deref()
                         .map(|r| format!(": {r}"))
                         .unwrap_or_default()
-                ));
+                )));
             }
             None if outcome.status == Status::Failed => tracing::warn!(
                 workload = %describe(workload),
