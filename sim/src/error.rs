@@ -71,25 +71,30 @@ impl ApiError {
 
     /// 422: the object is not valid; `field` names what is wrong.
     pub fn invalid(r: &ResourceType, name: &str, field: &str, why: &str) -> ApiError {
-        ApiError::new(
-            422,
-            "Invalid",
-            format!("{} \"{name}\" is invalid: {field}: {why}", r.kind),
-        )
-        .with_object(r, name)
-        .with_causes(json!([{"reason": "FieldValueInvalid", "message": why, "field": field}]))
+        ApiError::invalid_field(r, name, field, why, "FieldValueInvalid")
     }
 
     /// 422 for a value over a size limit, as kube-apiserver words it.
     pub fn too_long(r: &ResourceType, name: &str, field: &str, limit: usize) -> ApiError {
         let why = format!("Too long: may not be more than {limit} bytes");
+        ApiError::invalid_field(r, name, field, &why, "FieldValueTooLong")
+    }
+
+    /// 422 Invalid naming the field, with the cause's reason (`FieldValueInvalid`, …).
+    fn invalid_field(
+        r: &ResourceType,
+        name: &str,
+        field: &str,
+        why: &str,
+        cause: &str,
+    ) -> ApiError {
         ApiError::new(
             422,
             "Invalid",
             format!("{} \"{name}\" is invalid: {field}: {why}", r.kind),
         )
         .with_object(r, name)
-        .with_causes(json!([{"reason": "FieldValueTooLong", "message": why, "field": field}]))
+        .with_causes(json!([{"reason": cause, "message": why, "field": field}]))
     }
 
     pub fn bad_request(message: impl Into<String>) -> ApiError {
