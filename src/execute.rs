@@ -28,8 +28,7 @@ use crate::image::{Comparison, ImageRef, compare};
 use crate::inventory::live::PODS;
 use crate::inventory::{InventoryBuilder, PodPhase};
 use crate::plan::{
-    Action, Phase, Plan, RESTARTED_AT_ANNOTATION, TARGET_ANNOTATION, WorkloadPlan, ordinal,
-    runbook,
+    Action, Phase, Plan, RESTARTED_AT_ANNOTATION, TARGET_ANNOTATION, WorkloadPlan, ordinal, runbook,
 };
 use crate::report::Status;
 
@@ -660,13 +659,14 @@ async fn evict_one_by_one(
         };
         let selector = match_labels(&owner.data["spec"]["selector"]);
         let siblings = list_pods(&pods, selector.as_deref(), workload).await?;
-        if workload.kind == "StatefulSet" && ordered_ready(&owner.data) {
-            if let Some(why) = blocked_by_lower_ordinals(&workload.name, &name, &siblings) {
-                return Err(Failure {
-                    reason: format!("{why}; nothing was evicted"),
-                    runbook: runbook::ORDERED_READY,
-                });
-            }
+        if workload.kind == "StatefulSet"
+            && ordered_ready(&owner.data)
+            && let Some(why) = blocked_by_lower_ordinals(&workload.name, &name, &siblings)
+        {
+            return Err(Failure {
+                reason: format!("{why}; {name} was not evicted"),
+                runbook: runbook::ORDERED_READY,
+            });
         }
         let replaced = Replaced {
             name: &name,
@@ -674,7 +674,10 @@ async fn evict_one_by_one(
             // A pod that was not Ready (crash-looping, say) is waited for to come back, not to
             // become Ready in its new form.
             was_ready: running_and_ready(&pod),
-            before: siblings.iter().filter_map(|p| p.metadata.uid.clone()).collect(),
+            before: siblings
+                .iter()
+                .filter_map(|p| p.metadata.uid.clone())
+                .collect(),
             selector,
         };
         if pod.metadata.deletion_timestamp.is_none() {
@@ -835,9 +838,11 @@ struct Replaced<'a> {
 
 /// Whether the workload is the pod's controller.
 fn controlled_by(pod: &Pod, workload: &WorkloadPlan) -> bool {
-    pod.metadata.owner_references.iter().flatten().any(|o| {
-        o.controller == Some(true) && o.kind == workload.kind && o.name == workload.name
-    })
+    pod.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true) && o.kind == workload.kind && o.name == workload.name)
 }
 
 /// Waits until the evicted pod is gone and its replacement is there: a StatefulSet's pod of the

@@ -188,7 +188,14 @@ pub fn plan(inventory: &Inventory, control_plane: &ControlPlane, options: &PlanO
     let groups = group_pods(inventory, control_plane, options, &mut result, &mut facts);
     let mut workloads: Vec<WorkloadPlan> = Vec::with_capacity(groups.len());
     for (key, group) in groups {
-        plan_workload(inventory, &facts, key, group, &mut result.pods, &mut workloads);
+        plan_workload(
+            inventory,
+            &facts,
+            key,
+            group,
+            &mut result.pods,
+            &mut workloads,
+        );
     }
     number(&mut workloads);
     result.workloads = workloads;
@@ -374,9 +381,10 @@ fn plan_workload(
         )
     };
     if let Some(partition) = record.and_then(rolling_partition) {
-        let (held, rolling): (Vec<usize>, Vec<usize>) = group.pods.iter().partition(|&&i| {
-            ordinal(&name, &pods[i].name).is_some_and(|o| (o as i64) < partition)
-        });
+        let (held, rolling): (Vec<usize>, Vec<usize>) = group
+            .pods
+            .iter()
+            .partition(|&&i| ordinal(&name, &pods[i].name).is_some_and(|o| (o as i64) < partition));
         if !held.is_empty() {
             let held = Group {
                 api_version: group.api_version.clone(),
@@ -468,7 +476,9 @@ fn decide(
                 .iter()
                 .filter_map(|&i| ordinal(name, &pods[i].name))
                 .max();
-            let healthy = facts.statefulset_pods.get(&(namespace.clone(), name.clone()));
+            let healthy = facts
+                .statefulset_pods
+                .get(&(namespace.clone(), name.clone()));
             match highest.and_then(|h| lower_ordinals_blocking(name, h, healthy)) {
                 Some(reason) => Err((reason, runbook::ORDERED_READY)),
                 None => Ok(action),
@@ -1265,7 +1275,11 @@ mod tests {
         assert!(db[1].reason.as_ref().unwrap().contains("partition 2"));
         for pod in plan.pods.iter().filter(|p| &*p.workload_name == "db") {
             let held = matches!(&*pod.name, "db-0" | "db-1");
-            let want = if held { Action::Manual } else { Action::RolloutRestart };
+            let want = if held {
+                Action::Manual
+            } else {
+                Action::RolloutRestart
+            };
             assert_eq!(pod.action, want, "{}", pod.name);
         }
         let held = entries(&plan, "StatefulSet", "all-held");
@@ -1289,14 +1303,33 @@ mod tests {
         let c = statefulset_pods(c, "par", &[false, true, true]);
         // gap-1 is not listed at all (missing, or not carrying a proxy)
         let plan = c
-            .pod("shop", "gap-0", Some(("StatefulSet", "gap")), OLD, "Running", true)
-            .pod("shop", "gap-2", Some(("StatefulSet", "gap")), OLD, "Running", true)
+            .pod(
+                "shop",
+                "gap-0",
+                Some(("StatefulSet", "gap")),
+                OLD,
+                "Running",
+                true,
+            )
+            .pod(
+                "shop",
+                "gap-2",
+                Some(("StatefulSet", "gap")),
+                OLD,
+                "Running",
+                true,
+            )
             .plan(&PlanOptions::default());
 
         let db = find(&plan, "StatefulSet", "db");
         assert_eq!(db.action, Action::Manual);
         assert_eq!(db.runbook.as_deref(), Some(runbook::ORDERED_READY));
-        assert!(db.reason.as_ref().unwrap().starts_with("db-0 not Running and Ready"));
+        assert!(
+            db.reason
+                .as_ref()
+                .unwrap()
+                .starts_with("db-0 not Running and Ready")
+        );
         let gap = find(&plan, "StatefulSet", "gap");
         assert_eq!(gap.action, Action::Manual);
         assert!(gap.reason.as_ref().unwrap().starts_with("gap-1 not"));
@@ -1312,20 +1345,47 @@ mod tests {
                 rs["status"]["availableReplicas"] = json!(available);
             }
             c.object("Rollout", "shop", name, None, extra)
-                .object("ReplicaSet", "shop", &format!("{name}-rs"), Some(("Rollout", name)), rs)
-                .pod("shop", &format!("{name}-1"), Some(("ReplicaSet", &format!("{name}-rs"))), OLD, "Running", true)
+                .object(
+                    "ReplicaSet",
+                    "shop",
+                    &format!("{name}-rs"),
+                    Some(("Rollout", name)),
+                    rs,
+                )
+                .pod(
+                    "shop",
+                    &format!("{name}-1"),
+                    Some(("ReplicaSet", &format!("{name}-rs"))),
+                    OLD,
+                    "Running",
+                    true,
+                )
         };
         let c = rollout(Cluster::new(), "fine", json!({}), Some(2));
         let c = rollout(c, "paused", json!({"spec": {"paused": true}}), Some(2));
-        let c = rollout(c, "stepping", json!({"status": {"pauseConditions": [
-            {"reason": "CanaryPauseStep", "startTime": "2026-11-26T10:00:00Z"}]}}), Some(2));
-        let c = rollout(c, "held", json!({"status": {"controllerPause": true}}), Some(2));
+        let c = rollout(
+            c,
+            "stepping",
+            json!({"status": {"pauseConditions": [
+            {"reason": "CanaryPauseStep", "startTime": "2026-11-26T10:00:00Z"}]}}),
+            Some(2),
+        );
+        let c = rollout(
+            c,
+            "held",
+            json!({"status": {"controllerPause": true}}),
+            Some(2),
+        );
         let c = rollout(c, "short", json!({}), Some(1));
         let recorded = json!({"metadata": {"annotations": {TARGET_ANNOTATION: "1.24.1"}}});
         let plan = rollout(c, "restarting", recorded, Some(1)).plan(&PlanOptions::default());
 
         for name in ["fine", "restarting"] {
-            assert_eq!(find(&plan, "Rollout", name).action, Action::RolloutRestart, "{name}");
+            assert_eq!(
+                find(&plan, "Rollout", name).action,
+                Action::RolloutRestart,
+                "{name}"
+            );
         }
         for (name, says) in [
             ("paused", "is paused"),
@@ -1336,7 +1396,11 @@ mod tests {
             let w = find(&plan, "Rollout", name);
             assert_eq!(w.action, Action::Manual, "{name}");
             assert_eq!(w.runbook.as_deref(), Some(runbook::ARGO_ROLLOUT), "{name}");
-            assert!(w.reason.as_ref().unwrap().contains(says), "{name}: {:?}", w.reason);
+            assert!(
+                w.reason.as_ref().unwrap().contains(says),
+                "{name}: {:?}",
+                w.reason
+            );
         }
     }
 
