@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::classify::{PodContext, Verdict, classify};
 use crate::controlplane::ControlPlane;
+use crate::image::Expected;
 use crate::inventory::{
     Interner, Inventory, PodPhase, ProxyPod, ResolvedWorkload, SKIP_KEY, WorkloadRecord,
 };
@@ -265,43 +266,54 @@ fn group_pods(
             continue;
         }
 
-        let key = (
-            pod.namespace.clone(),
-            workload.kind.clone(),
-            workload.name.clone(),
-        );
-        let group = groups.entry(key).or_insert_with(|| Group {
-            api_version: workload.api_version.clone(),
-            pods: Vec::new(),
-            target: match &expected {
-                Ok(e) => e
-                    .version
-                    .as_ref()
-                    .map(|v| v.to_string())
-                    .or_else(|| e.image.as_ref().map(|i| i.to_string()))
-                    .unwrap_or_default(),
-                Err(_) => String::new(),
-            },
-            manual_reason: None,
-        });
-        group.pods.push(pod_index);
-        if group.manual_reason.is_none() {
-            if let Some(problem) = &workload.problem {
-                group.manual_reason = Some((
-                    format!(
-                        "{problem}; restart or delete the pods by hand once the owner is understood"
-                    ),
-                    runbook::UNKNOWN_OWNER,
-                ));
-            } else if let Err(why) = &expected {
-                group.manual_reason = Some((
-                    format!("{why}: there is nothing a restart could inject"),
-                    runbook::NO_CONTROL_PLANE,
-                ));
-            }
-        }
+        add_to_group(&mut groups, pod, &workload, &expected, pod_index);
     }
     groups
+}
+
+/// Adds a drifted pod to its workload's group; an odd owner chain or a revision without a
+/// control plane leaves the whole group to a person.
+fn add_to_group(
+    groups: &mut BTreeMap<WorkloadKey, Group>,
+    pod: &ProxyPod,
+    workload: &ResolvedWorkload,
+    expected: &Result<&Expected, String>,
+    pod_index: usize,
+) {
+    let key = (
+        pod.namespace.clone(),
+        workload.kind.clone(),
+        workload.name.clone(),
+    );
+    let group = groups.entry(key).or_insert_with(|| Group {
+        api_version: workload.api_version.clone(),
+        pods: Vec::new(),
+        target: match expected {
+            Ok(e) => e
+                .version
+                .as_ref()
+                .map(|v| v.to_string())
+                .or_else(|| e.image.as_ref().map(|i| i.to_string()))
+                .unwrap_or_default(),
+            Err(_) => String::new(),
+        },
+        manual_reason: None,
+    });
+    group.pods.push(pod_index);
+    if group.manual_reason.is_some() {
+        return;
+    }
+    if let Some(problem) = &workload.problem {
+        group.manual_reason = Some((
+            format!("{problem}; restart or delete the pods by hand once the owner is understood"),
+            runbook::UNKNOWN_OWNER,
+        ));
+    } else if let Err(why) = expected {
+        group.manual_reason = Some((
+            format!("{why}: there is nothing a restart could inject"),
+            runbook::NO_CONTROL_PLANE,
+        ));
+    }
 }
 
 /// Why a pod is kept out of every action: an excluded namespace, or the skip key on its
