@@ -92,13 +92,18 @@ pub fn set_retry_budget(budget: Duration) {
     let _ = RETRY_BUDGET.set(budget);
 }
 
+/// How long transient errors of one call (or of one watch) are retried.
+pub fn retry_budget() -> Duration {
+    *RETRY_BUDGET.get().unwrap_or(&DEFAULT_RETRY_BUDGET)
+}
+
 /// Exponential backoff with jitter, bounded in time so that a dead API server ends the run.
 pub fn backoff() -> ExponentialBuilder {
     ExponentialBuilder::default()
         .with_jitter()
         .with_min_delay(Duration::from_millis(100))
         .with_max_delay(Duration::from_secs(10))
-        .with_total_delay(Some(*RETRY_BUDGET.get().unwrap_or(&DEFAULT_RETRY_BUDGET)))
+        .with_total_delay(Some(retry_budget()))
         .without_max_times()
 }
 

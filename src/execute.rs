@@ -6,7 +6,7 @@
 //! on it, in one request, and every attempt first reads the workload back. So a retried request,
 //! a second run or a run after a crash never restarts a workload twice for one version.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,7 +14,7 @@ use std::time::Duration;
 use chrono::{SecondsFormat, Utc};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ApiResource, DynamicObject, EvictParams, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DynamicObject, EvictParams, ListParams, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, Resource};
@@ -22,13 +22,13 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::cluster::{backoff, is_transient, list_pages, retry, status_code};
+use crate::cluster::{backoff, is_transient, list_pages, retry, retry_budget, status_code};
 use crate::controlplane::ControlPlane;
 use crate::image::{Comparison, ImageRef, compare};
 use crate::inventory::live::PODS;
 use crate::inventory::{InventoryBuilder, PodPhase};
 use crate::plan::{
-    Action, Phase, Plan, RESTARTED_AT_ANNOTATION, TARGET_ANNOTATION, WorkloadPlan, runbook,
+    Action, Phase, Plan, RESTARTED_AT_ANNOTATION, TARGET_ANNOTATION, WorkloadPlan, ordinal, runbook,
 };
 use crate::report::Status;
 
@@ -51,6 +51,23 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    fn ended(status: Status) -> Outcome {
+        Outcome {
+            status,
+            reason: None,
+            runbook: None,
+        }
+    }
+
+    /// Nothing was left to act on; not a failure of the run.
+    fn skipped(reason: String) -> Outcome {
+        Outcome {
+            status: Status::Skipped,
+            reason: Some(reason),
+            runbook: None,
+        }
+    }
+
     fn failed(failure: Failure) -> Outcome {
         Outcome {
             status: Status::Failed,
@@ -169,14 +186,7 @@ async fn handle(
                 humantime::format_duration(SETTLE)
             )))
         });
-    match result {
-        Ok(status) => Outcome {
-            status,
-            reason: None,
-            runbook: None,
-        },
-        Err(failure) => Outcome::failed(failure),
-    }
+    result.unwrap_or_else(Outcome::failed)
 }
 
 fn api_resource(workload: &WorkloadPlan) -> Result<ApiResource, Failure> {
@@ -220,23 +230,25 @@ async fn restart_and_wait(
     control_plane: &ControlPlane,
     settings: &Settings,
     deadline: Instant,
-) -> Result<Status, Failure> {
+) -> Result<Outcome, Failure> {
     let api = workload_api(client, workload)?;
-    let patched = restart(&api, workload, deadline).await?;
-    if patched {
-        tracing::debug!(workload = %describe(workload), "restarted");
-    } else {
-        tracing::info!(workload = %describe(workload), target = %workload.target,
-            "already restarted for this version; waiting for that rollout");
+    match restart(&api, workload, deadline).await? {
+        Restart::Patched => tracing::debug!(workload = %describe(workload), "restarted"),
+        Restart::Recorded => {
+            tracing::info!(workload = %describe(workload), target = %workload.target,
+                "already restarted for this version; waiting for that rollout")
+        }
+        Restart::Gone(reason) => return Ok(Outcome::skipped(reason)),
     }
     if settings.no_wait {
-        return Ok(Status::Restarted);
+        return Ok(Outcome::ended(Status::Restarted));
     }
     let kind = workload.kind.clone();
     watch_until(
         api,
         watcher::Config::default().fields(&format!("metadata.name={}", workload.name)),
         deadline,
+        &describe(workload),
         |objects| match objects.values().next() {
             None => Check::Fail(format!("{} no longer exists", describe(workload))),
             Some(object) => match serde_json::to_value(object) {
@@ -248,7 +260,24 @@ async fn restart_and_wait(
     .await
     .map_err(|e| e.into_failure(workload, settings.rollout_timeout))?;
     verify(client, workload, control_plane).await?;
-    Ok(Status::Completed)
+    Ok(Outcome::ended(Status::Completed))
+}
+
+/// What [`restart`] found and did.
+enum Restart {
+    Patched,
+    /// The workload already records this target: its rollout is waited for.
+    Recorded,
+    /// Deleted since the plan (404): nothing is left to renew.
+    Gone(String),
+}
+
+/// Why a workload of the plan is not there any more.
+fn gone(workload: &WorkloadPlan) -> String {
+    format!(
+        "{} no longer exists (404 NotFound): deleted since the plan, nothing left to renew",
+        describe(workload)
+    )
 }
 
 /// Restarts once: reads the workload; if it already records this target, does nothing;
@@ -258,20 +287,17 @@ async fn restart(
     api: &Api<DynamicObject>,
     workload: &WorkloadPlan,
     deadline: Instant,
-) -> Result<bool, Failure> {
+) -> Result<Restart, Failure> {
     let mut delays = backon::BackoffBuilder::build(backoff());
     loop {
-        let object = retry(format_args!("reading {}", describe(workload)), || {
+        let Some(object) = retry(format_args!("reading {}", describe(workload)), || {
             api.get_opt(&workload.name)
         })
         .await
         .map_err(|e| Failure::api(&format!("reading {}", describe(workload)), &e))?
-        .ok_or_else(|| {
-            Failure::new(format!(
-                "{} no longer exists (404 NotFound): deleted since the plan",
-                describe(workload)
-            ))
-        })?;
+        else {
+            return Ok(Restart::Gone(gone(workload)));
+        };
         if object
             .metadata
             .annotations
@@ -279,7 +305,7 @@ async fn restart(
             .and_then(|a| a.get(TARGET_ANNOTATION))
             == Some(&workload.target)
         {
-            return Ok(false);
+            return Ok(Restart::Recorded);
         }
         let patch = restart_patch(
             &workload.kind,
@@ -291,7 +317,10 @@ async fn restart(
             .patch(&workload.name, &PatchParams::default(), &patch)
             .await;
         match result {
-            Ok(_) => return Ok(true),
+            Ok(_) => return Ok(Restart::Patched),
+            Err(error) if status_code(&error) == Some(404) => {
+                return Ok(Restart::Gone(gone(workload)));
+            }
             Err(error) if status_code(&error) == Some(409) || is_transient(&error) => {
                 let delay = delays.next().unwrap_or(Duration::from_secs(5));
                 if Instant::now() + delay > deadline {
@@ -362,67 +391,115 @@ pub fn rollout_state(kind: &str, object: &Value) -> Check {
         ));
     }
     let want = object["spec"]["replicas"].as_i64().unwrap_or(1);
-    let (done, state) = match kind {
-        "Deployment" => {
-            if let Some(condition) = status["conditions"].as_array().and_then(|c| {
-                c.iter().find(|c| {
-                    c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded"
-                })
-            }) {
-                return Check::Fail(format!(
-                    "ProgressDeadlineExceeded: {}",
-                    condition["message"]
-                        .as_str()
-                        .unwrap_or("new pods did not become available")
-                ));
-            }
-            let updated = int(&status["updatedReplicas"]);
-            let available = int(&status["availableReplicas"]);
-            let total = int(&status["replicas"]);
-            (
-                updated >= want && available >= want && total == updated,
-                format!("{updated} of {want} updated, {available} available, {total} in all"),
-            )
-        }
-        "StatefulSet" => {
-            let updated = int(&status["updatedReplicas"]);
-            let ready = int(&status["readyReplicas"]);
-            let same_revision = status["currentRevision"] == status["updateRevision"];
-            (
-                same_revision && updated >= want && ready >= want,
-                format!(
-                    "{updated} of {want} updated, {ready} ready, revision rolled: {same_revision}"
-                ),
-            )
-        }
+    let progress = match kind {
+        "Deployment" => deployment_progress(status, want),
+        "StatefulSet" => statefulset_progress(object, want),
         "DaemonSet" => {
             let desired = int(&status["desiredNumberScheduled"]);
             let updated = int(&status["updatedNumberScheduled"]);
             let available = int(&status["numberAvailable"]);
-            (
+            Ok((
                 updated >= desired && available >= desired,
                 format!("{updated} of {desired} updated, {available} available"),
-            )
+            ))
         }
-        "Rollout" => {
-            let asked = object["spec"]["restartAt"].as_str().unwrap_or_default();
-            let restarted = status["restartedAt"].as_str().unwrap_or_default();
-            let updated = int(&status["updatedReplicas"]);
-            let available = int(&status["availableReplicas"]);
-            (
-                !asked.is_empty() && restarted >= asked && updated >= want && available >= want,
-                format!(
-                    "restarted at {restarted:?} (asked {asked:?}), {updated} of {want} updated, {available} available"
-                ),
-            )
-        }
-        other => return Check::Fail(format!("no rollout status for kind {other}")),
+        "Rollout" => argo_rollout_progress(object, want),
+        other => Err(format!("no rollout status for kind {other}")),
     };
-    if done {
-        Check::Done
-    } else {
-        Check::Wait(state)
+    match progress {
+        Ok((true, _)) => Check::Done,
+        Ok((false, state)) => Check::Wait(state),
+        Err(reason) => Check::Fail(reason),
     }
+}
+
+/// Whether a rollout is done and where it stands, or why it cannot finish.
+type RolloutProgress = Result<(bool, String), String>;
+
+/// The `Progressing` condition that says a rollout gave up, if there is one.
+fn progress_deadline_exceeded(status: &Value) -> Option<&Value> {
+    status["conditions"].as_array().and_then(|c| {
+        c.iter()
+            .find(|c| c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded")
+    })
+}
+
+fn deployment_progress(status: &Value, want: i64) -> RolloutProgress {
+    if let Some(condition) = progress_deadline_exceeded(status) {
+        return Err(format!(
+            "ProgressDeadlineExceeded: {}",
+            condition["message"]
+                .as_str()
+                .unwrap_or("new pods did not become available")
+        ));
+    }
+    let updated = int(&status["updatedReplicas"]);
+    let available = int(&status["availableReplicas"]);
+    let total = int(&status["replicas"]);
+    Ok((
+        updated >= want && available >= want && total == updated,
+        format!("{updated} of {want} updated, {available} available, {total} in all"),
+    ))
+}
+
+/// `spec.updateStrategy.rollingUpdate.partition` of a `RollingUpdate` StatefulSet: ordinals
+/// below it keep their revision (0 when there is none).
+pub fn statefulset_partition(object: &Value) -> i64 {
+    let strategy = &object["spec"]["updateStrategy"];
+    if strategy["type"] == "OnDelete" {
+        return 0;
+    }
+    strategy["rollingUpdate"]["partition"]
+        .as_i64()
+        .unwrap_or(0)
+        .max(0)
+}
+
+/// As `kubectl rollout status` decides: with a partition, done once every pod is Ready and the
+/// ordinals at or above it are updated; without one, once the revision has rolled.
+fn statefulset_progress(object: &Value, want: i64) -> RolloutProgress {
+    let status = &object["status"];
+    let updated = int(&status["updatedReplicas"]);
+    let ready = int(&status["readyReplicas"]);
+    let partition = statefulset_partition(object);
+    if partition > 0 {
+        let due = (want - partition).max(0);
+        return Ok((
+            ready >= want && updated >= due,
+            format!(
+                "{updated} of {due} updated above partition {partition}, {ready} of {want} ready"
+            ),
+        ));
+    }
+    let same_revision = status["currentRevision"] == status["updateRevision"];
+    Ok((
+        same_revision && updated >= want && ready >= want,
+        format!("{updated} of {want} updated, {ready} ready, revision rolled: {same_revision}"),
+    ))
+}
+
+/// An Argo Rollout is done once it records the restart asked for and its pods are available;
+/// a Degraded one (aborted, or past its progress deadline) will not get there.
+fn argo_rollout_progress(object: &Value, want: i64) -> RolloutProgress {
+    let status = &object["status"];
+    if status["phase"] == "Degraded" || progress_deadline_exceeded(status).is_some() {
+        let message = status["message"]
+            .as_str()
+            .filter(|m| !m.is_empty())
+            .or_else(|| progress_deadline_exceeded(status).and_then(|c| c["message"].as_str()))
+            .unwrap_or("its pods did not become available");
+        return Err(format!("the Rollout is Degraded: {message}"));
+    }
+    let asked = object["spec"]["restartAt"].as_str().unwrap_or_default();
+    let restarted = status["restartedAt"].as_str().unwrap_or_default();
+    let updated = int(&status["updatedReplicas"]);
+    let available = int(&status["availableReplicas"]);
+    Ok((
+        !asked.is_empty() && restarted >= asked && updated >= want && available >= want,
+        format!(
+            "restarted at {restarted:?} (asked {asked:?}), {updated} of {want} updated, {available} available"
+        ),
+    ))
 }
 
 /// Why a wait ended without success.
@@ -454,11 +531,15 @@ impl WaitError {
 }
 
 /// Watches the objects `config` selects until `check` says done or fail, or the deadline.
-/// The watcher re-lists after a cut stream or a 410, so no change is missed.
+/// The watcher re-lists after a cut stream or a 410, so no change is missed. A watch refused
+/// with 403 or 404 fails at once (no permission, or no such resource: waiting heals neither);
+/// other errors are retried for the API retry budget (`--api-retry-timeout`), counted from the
+/// first of an unbroken run of errors.
 async fn watch_until<K>(
     api: Api<K>,
     config: watcher::Config,
     deadline: Instant,
+    what: &str,
     mut check: impl FnMut(&BTreeMap<String, K>) -> Check,
 ) -> Result<(), WaitError>
 where
@@ -468,6 +549,7 @@ where
     let mut fresh: BTreeMap<String, K> = BTreeMap::new();
     let mut last_state = String::from("no answer from the API server yet");
     let mut last_error = None;
+    let mut failing_since: Option<Instant> = None;
     let stream = watcher::watcher(api, config).default_backoff();
     futures::pin_mut!(stream);
     let key = |object: &K| object.meta().name.clone().unwrap_or_default();
@@ -482,11 +564,23 @@ where
             Ok(Ok(Some(event))) => event,
             Ok(Ok(None)) => continue,
             Ok(Err(error)) => {
-                tracing::debug!(%error, "watch failed; the watcher retries");
-                last_error = Some(error.to_string());
+                let described = describe_watch_error(&error);
+                if matches!(watch_error_code(&error), Some(403 | 404)) {
+                    return Err(WaitError::Failed(format!("watching {what}: {described}")));
+                }
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= retry_budget() {
+                    return Err(WaitError::Failed(format!(
+                        "watching {what} kept failing for {} (--api-retry-timeout): {described}",
+                        humantime::format_duration(retry_budget())
+                    )));
+                }
+                tracing::debug!(error = %described, "watch failed; the watcher retries");
+                last_error = Some(described);
                 continue;
             }
         };
+        failing_since = None;
         match event {
             Event::Init => {
                 fresh.clear();
@@ -512,6 +606,30 @@ where
     }
 }
 
+/// The HTTP status of a failed watch, when the server answered one.
+fn watch_error_code(error: &watcher::Error) -> Option<u16> {
+    match error {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => status_code(e),
+        watcher::Error::WatchError(status) => Some(status.code),
+        watcher::Error::NoResourceVersion => None,
+    }
+}
+
+/// A failed watch as a person reads it: the code, the reason and the server's message.
+fn describe_watch_error(error: &watcher::Error) -> String {
+    match error {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => crate::describe_kube_error(e),
+        watcher::Error::WatchError(status) => {
+            format!("{} {}: {}", status.code, status.reason, status.message)
+        }
+        watcher::Error::NoResourceVersion => error.to_string(),
+    }
+}
+
 /// Evicts the workload's stale pods one at a time (a StatefulSet's highest ordinal first),
 /// each replacement Ready before the next, so that PodDisruptionBudgets hold and capacity stays.
 async fn evict_one_by_one(
@@ -520,7 +638,7 @@ async fn evict_one_by_one(
     control_plane: &ControlPlane,
     settings: &Settings,
     deadline: Instant,
-) -> Result<Status, Failure> {
+) -> Result<Outcome, Failure> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), &workload.namespace);
     let owner_api = workload_api(client, workload)?;
     for name in eviction_order(&workload.kind, &workload.pods) {
@@ -533,46 +651,102 @@ async fn evict_one_by_one(
         if pod_is_current(&pod, control_plane) {
             continue; // replaced by an earlier run
         }
-        let old_uid = pod.metadata.uid.clone().unwrap_or_default();
-        // What "whole again" means is what the workload had before this eviction: a pod that
-        // was not Ready (crash-looping, say) is not waited for to become Ready in its new form.
-        let was_ready = pod_ready(&pod);
-        let ready_before =
-            match retry("reading the owner", || owner_api.get_opt(&workload.name)).await {
-                Ok(Some(owner)) => ready_count(&workload.kind, &owner).1,
-                Ok(None) => {
-                    return Err(Failure::new(format!(
-                        "{} no longer exists",
-                        describe(workload)
-                    )));
-                }
-                Err(error) => {
-                    return Err(Failure::api(
-                        &format!("reading {}", describe(workload)),
-                        &error,
-                    ));
-                }
-            };
+        let Some(owner) = retry("reading the owner", || owner_api.get_opt(&workload.name))
+            .await
+            .map_err(|e| Failure::api(&format!("reading {}", describe(workload)), &e))?
+        else {
+            return Ok(Outcome::skipped(gone(workload)));
+        };
+        let selector = match_labels(&owner.data["spec"]["selector"]);
+        let siblings = list_pods(&pods, selector.as_deref(), workload).await?;
+        if workload.kind == "StatefulSet"
+            && ordered_ready(&owner.data)
+            && let Some(why) = blocked_by_lower_ordinals(&workload.name, &name, &siblings)
+        {
+            return Err(Failure {
+                reason: format!("{why}; {name} was not evicted"),
+                runbook: runbook::ORDERED_READY,
+            });
+        }
+        let replaced = Replaced {
+            name: &name,
+            old_uid: pod.metadata.uid.as_deref().unwrap_or_default(),
+            // A pod that was not Ready (crash-looping, say) is waited for to come back, not to
+            // become Ready in its new form.
+            was_ready: running_and_ready(&pod),
+            before: siblings
+                .iter()
+                .filter_map(|p| p.metadata.uid.clone())
+                .collect(),
+            selector,
+        };
         if pod.metadata.deletion_timestamp.is_none() {
             evict(&pods, workload, &name, deadline).await?;
         }
         // Even with --no-wait, each replacement comes back before the next eviction: evicting
         // every pod at once could take a StatefulSet's quorum. Only the final check is skipped.
-        let replaced = Replaced {
-            name: &name,
-            old_uid: &old_uid,
-            was_ready,
-            ready_before,
-        };
-        wait_for_replacement(&pods, &owner_api, workload, &replaced, deadline)
+        wait_for_replacement(&pods, workload, &replaced, deadline)
             .await
             .map_err(|e| e.into_failure(workload, settings.rollout_timeout))?;
     }
     if settings.no_wait {
-        return Ok(Status::Restarted);
+        return Ok(Outcome::ended(Status::Restarted));
     }
     verify(client, workload, control_plane).await?;
-    Ok(Status::Completed)
+    Ok(Outcome::ended(Status::Completed))
+}
+
+/// The live pods the workload controls, listed by its selector.
+async fn list_pods(
+    pods: &Api<Pod>,
+    selector: Option<&str>,
+    workload: &WorkloadPlan,
+) -> Result<Vec<Pod>, Failure> {
+    let params = match selector {
+        Some(selector) => ListParams::default().labels(selector),
+        None => ListParams::default(),
+    };
+    let what = format!("listing the pods of {}", describe(workload));
+    let list = retry(&what, || pods.list(&params))
+        .await
+        .map_err(|e| Failure::api(&what, &e))?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|p| controlled_by(p, workload))
+        .collect())
+}
+
+/// Whether a StatefulSet creates its pods in order (`podManagementPolicy` `OrderedReady`, the
+/// default): then pod N is recreated only once pods 0…N-1 are Running and Ready.
+pub fn ordered_ready(statefulset: &Value) -> bool {
+    statefulset["spec"]["podManagementPolicy"] != "Parallel"
+}
+
+/// Why evicting `pod` of an `OrderedReady` StatefulSet could lose it for good: a lower ordinal
+/// that is missing or not Running and Ready keeps the controller from recreating it.
+pub fn blocked_by_lower_ordinals(statefulset: &str, pod: &str, pods: &[Pod]) -> Option<String> {
+    let evicted = ordinal(statefulset, pod)?;
+    let not_ready: Vec<String> = (0..evicted)
+        .map(|o| format!("{statefulset}-{o}"))
+        .filter(|lower| {
+            !pods.iter().any(|p| {
+                p.metadata.name.as_deref() == Some(lower.as_str())
+                    && p.metadata.deletion_timestamp.is_none()
+                    && running_and_ready(p)
+            })
+        })
+        .collect();
+    let (verb, pronoun) = match not_ready.len() {
+        0 => return None,
+        1 => ("is", "it is"),
+        _ => ("are", "they are"),
+    };
+    Some(format!(
+        "{} {verb} not Running and Ready: the StatefulSet (podManagementPolicy OrderedReady) \
+         would not recreate {pod} until {pronoun}",
+        not_ready.join(", ")
+    ))
 }
 
 /// A StatefulSet's pods from the highest ordinal down, as its own controller would; others by name.
@@ -592,6 +766,10 @@ pub fn eviction_order(kind: &str, pods: &[Arc<str>]) -> Vec<Arc<str>> {
     ordered
 }
 
+/// What the API server answers (500) when a pod is covered by more than one budget: no retry
+/// lets such an eviction through.
+const SEVERAL_BUDGETS: &str = "more than one PodDisruptionBudget";
+
 /// Evicts one pod; a PodDisruptionBudget's 429 is waited out until the deadline.
 async fn evict(
     pods: &Api<Pod>,
@@ -600,74 +778,79 @@ async fn evict(
     deadline: Instant,
 ) -> Result<(), Failure> {
     let mut delays = backon::BackoffBuilder::build(backoff());
+    let pod = format!("{}/{name}", workload.namespace);
     loop {
         match pods.evict(name, &EvictParams::default()).await {
             Ok(_) => return Ok(()),
             Err(error) if status_code(&error) == Some(404) => return Ok(()),
+            Err(kube::Error::Api(status)) if status.message.contains(SEVERAL_BUDGETS) => {
+                return Err(Failure {
+                    reason: format!(
+                        "evicting pod {pod}: {} {}: {} (the API server refuses every eviction \
+                         of a pod that two budgets select; make them select disjoint pods)",
+                        status.code, status.reason, status.message
+                    ),
+                    runbook: runbook::EVICTION_BLOCKED,
+                });
+            }
             Err(error) if status_code(&error) == Some(429) || is_transient(&error) => {
                 let delay = delays.next().unwrap_or(Duration::from_secs(5));
                 if Instant::now() + delay > deadline {
-                    let blocked = status_code(&error) == Some(429);
-                    return Err(Failure {
-                        reason: format!(
-                            "evicting pod {}/{name}{}: {}",
-                            workload.namespace,
-                            if blocked {
-                                " was refused until the timeout (a PodDisruptionBudget allows no disruption)"
-                            } else {
-                                " kept failing until the timeout"
-                            },
-                            crate::describe_kube_error(&error)
-                        ),
-                        runbook: if blocked {
-                            runbook::EVICTION_BLOCKED
-                        } else {
-                            runbook::ROLLOUT_FAILED
-                        },
-                    });
+                    return Err(eviction_gave_up(&pod, &error));
                 }
                 tracing::debug!(pod = name, %error, "eviction refused for now; trying again");
                 tokio::time::sleep(delay).await;
             }
-            Err(error) => {
-                return Err(Failure::api(
-                    &format!("evicting pod {}/{name}", workload.namespace),
-                    &error,
-                ));
-            }
+            Err(error) => return Err(Failure::api(&format!("evicting pod {pod}"), &error)),
         }
     }
 }
 
-/// An evicted pod, and the state of its workload before the eviction.
+fn eviction_gave_up(pod: &str, error: &kube::Error) -> Failure {
+    let blocked = status_code(error) == Some(429);
+    Failure {
+        reason: format!(
+            "evicting pod {pod}{}: {}",
+            if blocked {
+                " was refused until the timeout (a PodDisruptionBudget allows no disruption)"
+            } else {
+                " kept failing until the timeout"
+            },
+            crate::describe_kube_error(error)
+        ),
+        runbook: if blocked {
+            runbook::EVICTION_BLOCKED
+        } else {
+            runbook::ROLLOUT_FAILED
+        },
+    }
+}
+
+/// An evicted pod, and what its workload had before the eviction.
 struct Replaced<'a> {
     name: &'a str,
     old_uid: &'a str,
     was_ready: bool,
-    ready_before: i64,
+    /// The uids of the workload's pods before the eviction: a replacement is none of them.
+    before: BTreeSet<String>,
+    selector: Option<String>,
 }
 
-/// `(wanted, ready)` pods of an evicted pod's owner.
-fn ready_count(kind: &str, owner: &DynamicObject) -> (i64, i64) {
-    let status = &owner.data["status"];
-    if kind == "DaemonSet" {
-        (
-            int(&status["desiredNumberScheduled"]),
-            int(&status["numberReady"]),
-        )
-    } else {
-        (
-            owner.data["spec"]["replicas"].as_i64().unwrap_or(1),
-            int(&status["readyReplicas"]),
-        )
-    }
+/// Whether the workload is the pod's controller.
+fn controlled_by(pod: &Pod, workload: &WorkloadPlan) -> bool {
+    pod.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true) && o.kind == workload.kind && o.name == workload.name)
 }
 
-/// Waits until the evicted pod is gone and the workload is as whole as it was: a StatefulSet's
-/// pod of the same name back (and Ready, if it was); for others, as many Ready pods as before.
+/// Waits until the evicted pod is gone and its replacement is there: a StatefulSet's pod of the
+/// same name, others a new pod of the workload; Running and Ready when the evicted one was.
+/// The replacement's own state decides, not the owner's status, which a controller may not
+/// have brought up to date yet.
 async fn wait_for_replacement(
     pods: &Api<Pod>,
-    owner_api: &Api<DynamicObject>,
     workload: &WorkloadPlan,
     replaced: &Replaced<'_>,
     deadline: Instant,
@@ -676,70 +859,54 @@ async fn wait_for_replacement(
         name,
         old_uid,
         was_ready,
-        ready_before,
+        ..
     } = *replaced;
-    if workload.kind == "StatefulSet" {
-        return watch_until(
-            pods.clone(),
-            watcher::Config::default().fields(&format!("metadata.name={name}")),
-            deadline,
-            |found| match found.values().next() {
-                None => Check::Wait(format!("pod {name} not recreated yet")),
-                Some(pod) if pod.metadata.uid.as_deref() == Some(old_uid) => {
-                    Check::Wait(format!("pod {name} still terminating"))
-                }
-                Some(pod)
-                    if pod.metadata.deletion_timestamp.is_none()
-                        && (pod_ready(pod) || !was_ready) =>
-                {
-                    Check::Done
-                }
-                Some(_) => Check::Wait(format!("pod {name} recreated, not Ready yet")),
-            },
-        )
-        .await;
-    }
-
-    // The old pod must be gone first, or the owner's counts may still include it.
-    watch_until(
-        pods.clone(),
-        watcher::Config::default().fields(&format!("metadata.name={name}")),
-        deadline,
-        |found| match found.values().next() {
-            Some(pod) if pod.metadata.uid.as_deref() == Some(old_uid) => {
-                Check::Wait(format!("pod {name} still terminating"))
-            }
-            _ => Check::Done,
-        },
-    )
-    .await?;
-    let kind = workload.kind.clone();
-    watch_until(
-        owner_api.clone(),
-        watcher::Config::default().fields(&format!("metadata.name={}", workload.name)),
-        deadline,
-        |found| match found.values().next() {
-            None => Check::Fail(format!("{} no longer exists", describe(workload))),
-            Some(owner) => {
-                let (want, ready) = ready_count(&kind, owner);
-                if ready >= want.min(ready_before) {
-                    Check::Done
+    let config = if workload.kind == "StatefulSet" {
+        watcher::Config::default().fields(&format!("metadata.name={name}"))
+    } else {
+        match &replaced.selector {
+            Some(selector) => watcher::Config::default().labels(selector),
+            None => watcher::Config::default(),
+        }
+    };
+    let what = format!("the pods of {}", describe(workload));
+    watch_until(pods.clone(), config, deadline, &what, |found| {
+        if found
+            .values()
+            .any(|p| p.metadata.uid.as_deref() == Some(old_uid))
+        {
+            return Check::Wait(format!("pod {name} still terminating"));
+        }
+        let replacement = found.values().find(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && controlled_by(p, workload)
+                && if workload.kind == "StatefulSet" {
+                    p.metadata.name.as_deref() == Some(name)
                 } else {
-                    Check::Wait(format!(
-                        "{ready} of {want} pods Ready ({ready_before} were before the eviction)"
-                    ))
+                    p.metadata
+                        .uid
+                        .as_ref()
+                        .is_some_and(|uid| !replaced.before.contains(uid))
                 }
-            }
-        },
-    )
+        });
+        match replacement {
+            None => Check::Wait(format!("pod {name} not replaced yet")),
+            Some(pod) if running_and_ready(pod) || !was_ready => Check::Done,
+            Some(pod) => Check::Wait(format!(
+                "pod {name} replaced by {}, not Running and Ready yet",
+                pod.metadata.name.as_deref().unwrap_or_default()
+            )),
+        }
+    })
     .await
 }
 
-fn pod_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+fn running_and_ready(pod: &Pod) -> bool {
+    let status = pod.status.as_ref();
+    status.and_then(|s| s.phase.as_deref()) == Some("Running")
+        && status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 /// Whether a pod already runs the proxy its revision expects.
@@ -788,12 +955,22 @@ async fn verify(
 ) -> Result<(), Failure> {
     // Only the pods the workload selects are listed: in a namespace of thousands of pods, a
     // workload's check stays one small list. Ownership is checked on each pod all the same.
-    let selector = match workload_api(client, workload)?
+    let object = workload_api(client, workload)?
         .get_opt(&workload.name)
         .await
-    {
-        Ok(Some(object)) => match_labels(&object.data["spec"]["selector"]),
-        _ => None,
+        .ok()
+        .flatten();
+    let selector = object
+        .as_ref()
+        .and_then(|o| match_labels(&o.data["spec"]["selector"]));
+    // A partition keeps the ordinals below it at their revision: they are not this restart's.
+    let partition = match &object {
+        Some(o) if workload.kind == "StatefulSet" => statefulset_partition(&o.data),
+        _ => 0,
+    };
+    let held = |object: &crate::inventory::model::Object| {
+        let name = object.metadata.name.as_deref().unwrap_or_default();
+        ordinal(&workload.name, name).is_some_and(|o| (o as i64) < partition)
     };
     let builder = std::cell::RefCell::new(InventoryBuilder::new());
     // Live pods, proxy or not: one that came back without a proxy was not injected.
@@ -806,7 +983,10 @@ async fn verify(
         selector.as_deref(),
         |items| {
             let mut builder = builder.borrow_mut();
-            for object in items.into_iter().filter(|o| owned_by(o, workload)) {
+            for object in items
+                .into_iter()
+                .filter(|o| owned_by(o, workload) && !held(o))
+            {
                 if is_live(&object) {
                     live.borrow_mut()
                         .push(object.metadata.name.clone().unwrap_or_default());
@@ -982,6 +1162,86 @@ mod tests {
             rollout_state("Rollout", &rollout("2026-11-25T10:00:00Z")),
             Check::Wait(_)
         ));
+    }
+
+    #[test]
+    fn a_partitioned_statefulset_is_done_once_the_ordinals_above_it_are_updated() {
+        let sts = |updated: i64, ready: i64| {
+            json!({"metadata": {"generation": 3},
+                   "spec": {"replicas": 4, "updateStrategy": {"type": "RollingUpdate",
+                            "rollingUpdate": {"partition": 2}}},
+                   "status": {"observedGeneration": 3, "updatedReplicas": updated,
+                              "readyReplicas": ready, "currentRevision": "db-1",
+                              "updateRevision": "db-2"}})
+        };
+        assert_eq!(rollout_state("StatefulSet", &sts(2, 4)), Check::Done);
+        assert!(matches!(
+            rollout_state("StatefulSet", &sts(1, 4)),
+            Check::Wait(_)
+        ));
+        assert!(matches!(
+            rollout_state("StatefulSet", &sts(2, 3)),
+            Check::Wait(_)
+        ));
+        assert_eq!(statefulset_partition(&sts(0, 0)), 2);
+        let on_delete = json!({"spec": {"updateStrategy": {"type": "OnDelete",
+            "rollingUpdate": {"partition": 2}}}});
+        assert_eq!(statefulset_partition(&on_delete), 0);
+    }
+
+    #[test]
+    fn a_degraded_rollout_fails_at_once() {
+        let rollout = json!({"metadata": {"generation": 4},
+            "spec": {"replicas": 2, "restartAt": "2026-11-26T10:00:00Z"},
+            "status": {"observedGeneration": "4", "phase": "Degraded",
+                       "message": "ProgressDeadlineExceeded: ReplicaSet \"c-1\" has timed out progressing.",
+                       "updatedReplicas": 2, "availableReplicas": 1}});
+        assert!(
+            matches!(rollout_state("Rollout", &rollout), Check::Fail(ref m) if m.contains("Degraded: ProgressDeadlineExceeded")),
+            "{:?}",
+            rollout_state("Rollout", &rollout)
+        );
+        let mut past_deadline = rollout.clone();
+        past_deadline["status"]["phase"] = json!("Progressing");
+        past_deadline["status"]["conditions"] = json!([{"type": "Progressing", "status": "False",
+            "reason": "ProgressDeadlineExceeded", "message": "timed out"}]);
+        assert!(matches!(
+            rollout_state("Rollout", &past_deadline),
+            Check::Fail(_)
+        ));
+    }
+
+    #[test]
+    fn an_ordered_statefulset_pod_waits_for_every_lower_ordinal() {
+        let pod = |name: &str, phase: &str, ready: &str, leaving: bool| -> Pod {
+            let mut pod = json!({"metadata": {"name": name},
+                "status": {"phase": phase, "conditions": [{"type": "Ready", "status": ready}]}});
+            if leaving {
+                pod["metadata"]["deletionTimestamp"] = json!("2026-11-26T10:00:00Z");
+            }
+            serde_json::from_value(pod).unwrap()
+        };
+        let healthy = [
+            pod("db-0", "Running", "True", false),
+            pod("db-1", "Running", "True", false),
+            pod("db-2", "Running", "True", false),
+        ];
+        assert_eq!(blocked_by_lower_ordinals("db", "db-2", &healthy), None);
+        let broken = [
+            pod("db-0", "Running", "False", false),
+            pod("db-2", "Running", "True", false),
+        ];
+        let why = blocked_by_lower_ordinals("db", "db-2", &broken).unwrap();
+        assert!(
+            why.starts_with("db-0, db-1 are not Running and Ready"),
+            "{why}"
+        );
+        let leaving = [
+            pod("db-0", "Running", "True", true),
+            pod("db-1", "Pending", "True", false),
+        ];
+        assert!(blocked_by_lower_ordinals("db", "db-1", &leaving).is_some());
+        assert_eq!(blocked_by_lower_ordinals("db", "db-0", &broken), None);
     }
 
     #[test]

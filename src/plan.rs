@@ -1,14 +1,17 @@
 //! From verdicts to workloads, actions and their order (DESIGN §2.5, §2.6). Pure: the same
 //! inventory and control plane always give the same plan.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::classify::{PodContext, Verdict, classify};
 use crate::controlplane::ControlPlane;
-use crate::inventory::{Interner, Inventory, SKIP_KEY};
+use crate::image::Expected;
+use crate::inventory::{
+    Interner, Inventory, PodPhase, ProxyPod, ResolvedWorkload, SKIP_KEY, WorkloadRecord,
+};
 
 /// The runbooks the report links to, one per situation a person has to handle.
 pub mod runbook {
@@ -23,6 +26,12 @@ pub mod runbook {
     pub const EVICTION_BLOCKED: &str =
         "runbooks/recovery.md#an-eviction-blocked-by-a-poddisruptionbudget";
     pub const GATE_FAILED: &str = "runbooks/recovery.md#the-control-plane-gate-failed";
+    pub const PARTITION: &str =
+        "runbooks/workloads-not-restartable.md#statefulsets-held-by-a-partition";
+    pub const ORDERED_READY: &str =
+        "runbooks/workloads-not-restartable.md#ondelete-statefulsets-with-a-pod-not-ready";
+    pub const ARGO_ROLLOUT: &str =
+        "runbooks/workloads-not-restartable.md#paused-or-unavailable-argo-rollouts";
 
     /// Every runbook link the tool can emit (a test checks each file and heading exists).
     pub const ALL: &[&str] = &[
@@ -35,6 +44,9 @@ pub mod runbook {
         ROLLOUT_FAILED,
         EVICTION_BLOCKED,
         GATE_FAILED,
+        PARTITION,
+        ORDERED_READY,
+        ARGO_ROLLOUT,
     ];
 }
 
@@ -150,15 +162,58 @@ struct Group {
     manual_reason: Option<(String, &'static str)>,
 }
 
+/// Why a workload is left to a person, and the runbook that says what to do.
+type Manual = (String, &'static str);
+
+/// What the workload pass needs beyond the groups: facts about a workload's other objects.
+#[derive(Default)]
+struct Facts {
+    /// Each StatefulSet's proxy pods by ordinal, drifted or not: Running and Ready, and not
+    /// terminating. An `OrderedReady` StatefulSet recreates a pod only once all lower ones are.
+    statefulset_pods: HashMap<(Arc<str>, Arc<str>), BTreeMap<u64, bool>>,
+    /// Each Argo Rollout's ReplicaSets that are not fully available: Argo ignores `restartAt`
+    /// until they are.
+    unavailable_rollout_sets: HashMap<(Arc<str>, Arc<str>), Vec<String>>,
+}
+
 pub fn plan(inventory: &Inventory, control_plane: &ControlPlane, options: &PlanOptions) -> Plan {
     let mut result = Plan {
         pods_total: inventory.pods_total,
         proxies: inventory.proxy_pods.len(),
         ..Plan::default()
     };
+    let mut facts = Facts {
+        unavailable_rollout_sets: unavailable_rollout_sets(inventory),
+        ..Facts::default()
+    };
+    let groups = group_pods(inventory, control_plane, options, &mut result, &mut facts);
+    let mut workloads: Vec<WorkloadPlan> = Vec::with_capacity(groups.len());
+    for (key, group) in groups {
+        plan_workload(
+            inventory,
+            &facts,
+            key,
+            group,
+            &mut result.pods,
+            &mut workloads,
+        );
+    }
+    number(&mut workloads);
+    result.workloads = workloads;
+    result
+}
+
+/// Classifies every proxy pod (by namespace and name), counts them, lists those the report
+/// names, and groups the drifted ones by workload.
+fn group_pods(
+    inventory: &Inventory,
+    control_plane: &ControlPlane,
+    options: &PlanOptions,
+    result: &mut Plan,
+    facts: &mut Facts,
+) -> BTreeMap<WorkloadKey, Group> {
     let mut groups: BTreeMap<WorkloadKey, Group> = BTreeMap::new();
     let mut strings = Interner::default();
-
     let mut order: Vec<usize> = (0..inventory.proxy_pods.len()).collect();
     order.sort_by(|&a, &b| {
         let (a, b) = (&inventory.proxy_pods[a], &inventory.proxy_pods[b]);
@@ -168,31 +223,21 @@ pub fn plan(inventory: &Inventory, control_plane: &ControlPlane, options: &PlanO
     for index in order {
         let pod = &inventory.proxy_pods[index];
         let workload = inventory.resolve_workload(pod);
-        let namespace_record = inventory.namespaces.get(pod.namespace.as_ref());
-        let excluded_by = if options
-            .exclude_namespaces
-            .iter()
-            .any(|n| n.as_str() == pod.namespace.as_ref())
+        if &*workload.kind == "StatefulSet"
+            && let Some(ordinal) = ordinal(&workload.name, &pod.name)
         {
-            Some(format!(
-                "namespace {} is excluded by --exclude-namespace",
-                pod.namespace
-            ))
-        } else if namespace_record.is_some_and(|n| n.skip) {
-            Some(format!("namespace {} carries {SKIP_KEY}", pod.namespace))
-        } else if workload.skip {
-            Some(format!(
-                "{} {}/{} (or an owner on the way) carries {SKIP_KEY}",
-                workload.kind, pod.namespace, workload.name
-            ))
-        } else {
-            None
-        };
+            let healthy = pod.phase == PodPhase::Running && pod.ready && !pod.terminating;
+            facts
+                .statefulset_pods
+                .entry((pod.namespace.clone(), workload.name.clone()))
+                .or_default()
+                .insert(ordinal, healthy);
+        }
         let expected = control_plane.expected_for(pod.revision.as_deref());
         let classified = classify(
             pod,
             &PodContext {
-                excluded_by,
+                excluded_by: excluded_by(inventory, options, pod, &workload),
                 expected: expected.clone(),
             },
         );
@@ -221,113 +266,340 @@ pub fn plan(inventory: &Inventory, control_plane: &ControlPlane, options: &PlanO
             continue;
         }
 
-        let key = (
-            pod.namespace.clone(),
-            workload.kind.clone(),
-            workload.name.clone(),
-        );
-        let group = groups.entry(key).or_insert_with(|| Group {
-            api_version: workload.api_version.clone(),
-            pods: Vec::new(),
-            target: match &expected {
-                Ok(e) => e
-                    .version
-                    .as_ref()
-                    .map(|v| v.to_string())
-                    .or_else(|| e.image.as_ref().map(|i| i.to_string()))
-                    .unwrap_or_default(),
-                Err(_) => String::new(),
-            },
-            manual_reason: None,
-        });
-        group.pods.push(pod_index);
-        if group.manual_reason.is_none() {
-            if let Some(problem) = &workload.problem {
-                group.manual_reason = Some((
-                    format!(
-                        "{problem}; restart or delete the pods by hand once the owner is understood"
-                    ),
-                    runbook::UNKNOWN_OWNER,
-                ));
-            } else if let Err(why) = &expected {
-                group.manual_reason = Some((
-                    format!("{why}: there is nothing a restart could inject"),
-                    runbook::NO_CONTROL_PLANE,
-                ));
-            }
+        add_to_group(&mut groups, pod, &workload, &expected, pod_index);
+    }
+    groups
+}
+
+/// Adds a drifted pod to its workload's group; an odd owner chain or a revision without a
+/// control plane leaves the whole group to a person.
+fn add_to_group(
+    groups: &mut BTreeMap<WorkloadKey, Group>,
+    pod: &ProxyPod,
+    workload: &ResolvedWorkload,
+    expected: &Result<&Expected, String>,
+    pod_index: usize,
+) {
+    let key = (
+        pod.namespace.clone(),
+        workload.kind.clone(),
+        workload.name.clone(),
+    );
+    let group = groups.entry(key).or_insert_with(|| Group {
+        api_version: workload.api_version.clone(),
+        pods: Vec::new(),
+        target: match expected {
+            Ok(e) => e
+                .version
+                .as_ref()
+                .map(|v| v.to_string())
+                .or_else(|| e.image.as_ref().map(|i| i.to_string()))
+                .unwrap_or_default(),
+            Err(_) => String::new(),
+        },
+        manual_reason: None,
+    });
+    group.pods.push(pod_index);
+    if group.manual_reason.is_some() {
+        return;
+    }
+    if let Some(problem) = &workload.problem {
+        group.manual_reason = Some((
+            format!("{problem}; restart or delete the pods by hand once the owner is understood"),
+            runbook::UNKNOWN_OWNER,
+        ));
+    } else if let Err(why) = expected {
+        group.manual_reason = Some((
+            format!("{why}: there is nothing a restart could inject"),
+            runbook::NO_CONTROL_PLANE,
+        ));
+    }
+}
+
+/// Why a pod is kept out of every action: an excluded namespace, or the skip key on its
+/// namespace or on an owner.
+fn excluded_by(
+    inventory: &Inventory,
+    options: &PlanOptions,
+    pod: &ProxyPod,
+    workload: &ResolvedWorkload,
+) -> Option<String> {
+    let namespace_record = inventory.namespaces.get(pod.namespace.as_ref());
+    if options
+        .exclude_namespaces
+        .iter()
+        .any(|n| n.as_str() == pod.namespace.as_ref())
+    {
+        Some(format!(
+            "namespace {} is excluded by --exclude-namespace",
+            pod.namespace
+        ))
+    } else if namespace_record.is_some_and(|n| n.skip) {
+        Some(format!("namespace {} carries {SKIP_KEY}", pod.namespace))
+    } else if workload.skip {
+        Some(format!(
+            "{} {}/{} (or an owner on the way) carries {SKIP_KEY}",
+            workload.kind, pod.namespace, workload.name
+        ))
+    } else {
+        None
+    }
+}
+
+/// The ReplicaSets of each Argo Rollout with fewer available pods than they want.
+fn unavailable_rollout_sets(inventory: &Inventory) -> HashMap<(Arc<str>, Arc<str>), Vec<String>> {
+    let mut sets: HashMap<(Arc<str>, Arc<str>), Vec<String>> = HashMap::new();
+    for record in inventory.workloads.values() {
+        let Some(owner) = record.controller.as_ref() else {
+            continue;
+        };
+        // Without a count of available (or at least Ready) pods there is nothing to judge by.
+        let Some(available) = record.available_replicas.or(record.ready_replicas) else {
+            continue;
+        };
+        let want = record.replicas.unwrap_or(1);
+        if &*record.kind == "ReplicaSet" && &*owner.kind == "Rollout" && available < want {
+            sets.entry((record.namespace.clone(), owner.name.clone()))
+                .or_default()
+                .push(format!("{} ({available} of {want} available)", record.name));
         }
     }
+    for names in sets.values_mut() {
+        names.sort();
+    }
+    sets
+}
 
-    let mut workloads: Vec<WorkloadPlan> = Vec::with_capacity(groups.len());
-    for ((namespace, kind, name), group) in groups {
-        let record = inventory.workload(&kind, &namespace, &name);
-        let verdicts: Vec<Verdict> = group.pods.iter().map(|&i| result.pods[i].verdict).collect();
-        let module_label = match record {
-            Some(r) => r.module_label,
-            None if &*kind == "Pod" => inventory
-                .proxy_pods
-                .iter()
-                .any(|p| p.namespace == namespace && p.name == name && p.module_label),
-            None => false,
-        };
-        let phase = if KYMA_NAMESPACES.contains(&&*namespace) || module_label {
-            Phase::Kyma
-        } else {
-            Phase::Customer
-        };
-
-        // A rollout this tool started for the same target is still under way: its old pods
-        // may all be leaving or not Ready by now, and it is waited for, not left to a person.
-        let restart_recorded = record.is_some_and(|r| {
-            r.annotations
-                .iter()
-                .any(|(k, v)| k == TARGET_ANNOTATION && *v == group.target)
-        });
-        let decided = match group.manual_reason {
-            Some(manual) => Err(manual),
-            None if !verdicts.contains(&Verdict::Outdated) && !restart_recorded => {
-                Err((not_running_reason(&verdicts), runbook::PODS_NOT_RUNNING))
-            }
-            None => automatic_action(&kind, &group.api_version, record, &namespace, &name),
-        };
-        let (action, reason, runbook) = match decided {
-            Ok(action) => (action, None, None),
-            Err((reason, runbook)) => (Action::Manual, Some(reason), Some(runbook.to_string())),
-        };
-        let mut from_versions = BTreeSet::new();
-        let mut pods = Vec::with_capacity(group.pods.len());
-        for &i in &group.pods {
-            let pod = &mut result.pods[i];
-            pod.action = action;
-            pods.push(pod.name.clone());
-            from_versions.insert(
-                pod.proxy_version
-                    .as_deref()
-                    .or(pod.proxy_image.as_deref())
-                    .unwrap_or("none")
-                    .to_string(),
-            );
-        }
-        workloads.push(WorkloadPlan {
-            api_version: group.api_version.to_string(),
-            update_strategy: record.and_then(|r| r.update_strategy.clone()),
-            kind: kind.to_string(),
-            namespace: namespace.to_string(),
-            name: name.to_string(),
+/// Decides one workload's action and adds its entry (two, when a StatefulSet's partition holds
+/// some of its pods: those are a manual entry of their own).
+fn plan_workload(
+    inventory: &Inventory,
+    facts: &Facts,
+    (namespace, kind, name): WorkloadKey,
+    mut group: Group,
+    pods: &mut [PodPlan],
+    workloads: &mut Vec<WorkloadPlan>,
+) {
+    let record = inventory.workload(&kind, &namespace, &name);
+    let entry = |group: &Group, pods: &mut [PodPlan], decided: Result<Action, Manual>| {
+        let phase = phase_of(inventory, record, &namespace, &kind, &name);
+        workload_plan(
+            (&namespace, &kind, &name),
             phase,
-            action,
-            order: None,
+            record,
+            group,
             pods,
-            from_versions: from_versions.into_iter().collect(),
-            target: group.target,
-            reason,
-            runbook,
-        });
+            decided,
+        )
+    };
+    if let Some(partition) = record.and_then(rolling_partition) {
+        let (held, rolling): (Vec<usize>, Vec<usize>) = group
+            .pods
+            .iter()
+            .partition(|&&i| ordinal(&name, &pods[i].name).is_some_and(|o| (o as i64) < partition));
+        if !held.is_empty() {
+            let held = Group {
+                api_version: group.api_version.clone(),
+                pods: held,
+                target: group.target.clone(),
+                manual_reason: None,
+            };
+            let reason = format!(
+                "StatefulSet {namespace}/{name} has partition {partition}: a restart renews only \
+                 the ordinals from {partition} up, and the partition holds these pods at their \
+                 revision until it is lowered"
+            );
+            workloads.push(entry(&held, pods, Err((reason, runbook::PARTITION))));
+        }
+        if rolling.is_empty() {
+            return;
+        }
+        group.pods = rolling;
     }
+    let decided = decide(facts, (&namespace, &kind, &name), &group, record, pods);
+    workloads.push(entry(&group, pods, decided));
+}
 
-    // The order: kyma before customer; within a phase by namespace, then name, then kind, so
-    // the same cluster always gives the same order and an operator can find a workload in it.
-    // Manual items follow, in the same order, without numbers.
+/// The ordinal of a StatefulSet's pod `<statefulset>-<ordinal>`.
+pub fn ordinal(statefulset: &str, pod: &str) -> Option<u64> {
+    pod.strip_prefix(statefulset)?
+        .strip_prefix('-')?
+        .parse()
+        .ok()
+}
+
+/// A `RollingUpdate` StatefulSet's partition, when it holds any ordinal.
+fn rolling_partition(record: &WorkloadRecord) -> Option<i64> {
+    let rolling = &*record.kind == "StatefulSet"
+        && record.update_strategy.as_deref().unwrap_or("RollingUpdate") == "RollingUpdate";
+    record.partition.filter(|&p| rolling && p > 0)
+}
+
+fn phase_of(
+    inventory: &Inventory,
+    record: Option<&WorkloadRecord>,
+    namespace: &Arc<str>,
+    kind: &str,
+    name: &Arc<str>,
+) -> Phase {
+    let module_label = match record {
+        Some(r) => r.module_label,
+        None if kind == "Pod" => inventory
+            .proxy_pods
+            .iter()
+            .any(|p| p.namespace == *namespace && p.name == *name && p.module_label),
+        None => false,
+    };
+    if KYMA_NAMESPACES.contains(&&**namespace) || module_label {
+        Phase::Kyma
+    } else {
+        Phase::Customer
+    }
+}
+
+/// The action for a workload's drifted pods: automatic only with an `outdated` pod (or a
+/// restart of ours under way) and when nothing keeps the restart from happening.
+fn decide(
+    facts: &Facts,
+    (namespace, kind, name): (&Arc<str>, &Arc<str>, &Arc<str>),
+    group: &Group,
+    record: Option<&WorkloadRecord>,
+    pods: &[PodPlan],
+) -> Result<Action, Manual> {
+    if let Some(manual) = &group.manual_reason {
+        return Err(manual.clone());
+    }
+    let verdicts: Vec<Verdict> = group.pods.iter().map(|&i| pods[i].verdict).collect();
+    // A rollout this tool started for the same target is still under way: its old pods
+    // may all be leaving or not Ready by now, and it is waited for, not left to a person.
+    let restart_recorded = record.is_some_and(|r| {
+        r.annotations
+            .iter()
+            .any(|(k, v)| k == TARGET_ANNOTATION && *v == group.target)
+    });
+    if !verdicts.contains(&Verdict::Outdated) && !restart_recorded {
+        return Err((not_running_reason(&verdicts), runbook::PODS_NOT_RUNNING));
+    }
+    let action = automatic_action(kind, &group.api_version, record, namespace, name)?;
+    match (&**kind, action) {
+        ("StatefulSet", Action::Evict) if !record.is_some_and(|r| r.parallel_pods) => {
+            let highest = group
+                .pods
+                .iter()
+                .filter_map(|&i| ordinal(name, &pods[i].name))
+                .max();
+            let healthy = facts
+                .statefulset_pods
+                .get(&(namespace.clone(), name.clone()));
+            match highest.and_then(|h| lower_ordinals_blocking(name, h, healthy)) {
+                Some(reason) => Err((reason, runbook::ORDERED_READY)),
+                None => Ok(action),
+            }
+        }
+        ("Rollout", _) => match argo_blocker(facts, namespace, name, record, restart_recorded) {
+            Some(reason) => Err((reason, runbook::ARGO_ROLLOUT)),
+            None => Ok(action),
+        },
+        _ => Ok(action),
+    }
+}
+
+/// An `OrderedReady` StatefulSet recreates an evicted pod only once every lower ordinal is
+/// Running and Ready: which of them are not (or are not listed), as the reason, if any.
+fn lower_ordinals_blocking(
+    name: &str,
+    highest: u64,
+    healthy: Option<&BTreeMap<u64, bool>>,
+) -> Option<String> {
+    let blocking: Vec<String> = (0..highest)
+        .filter(|o| healthy.and_then(|h| h.get(o)) != Some(&true))
+        .map(|o| format!("{name}-{o}"))
+        .collect();
+    (!blocking.is_empty()).then(|| {
+        format!(
+            "{} not Running and Ready (or not listed): with podManagementPolicy OrderedReady \
+             the StatefulSet would not recreate an evicted {name}-{highest} until every lower \
+             ordinal is, so evicting it could lose the pod for good",
+            blocking.join(", ")
+        )
+    })
+}
+
+/// Argo's own rule: a paused Rollout, or one whose ReplicaSets are not all fully available,
+/// ignores `restartAt`. Availability is not asked of a restart of ours under way (its pods
+/// being replaced are what makes a ReplicaSet short).
+fn argo_blocker(
+    facts: &Facts,
+    namespace: &Arc<str>,
+    name: &Arc<str>,
+    record: Option<&WorkloadRecord>,
+    restart_recorded: bool,
+) -> Option<String> {
+    if record.is_some_and(|r| r.paused || r.paused_by_controller) {
+        return Some(format!(
+            "Rollout {namespace}/{name} is paused: Argo Rollouts does not restart a paused \
+             Rollout, so a restart would not happen until it is promoted or resumed"
+        ));
+    }
+    let short = facts
+        .unavailable_rollout_sets
+        .get(&(namespace.clone(), name.clone()))
+        .filter(|_| !restart_recorded)?;
+    Some(format!(
+        "Rollout {namespace}/{name} has ReplicaSets that are not fully available ({}): Argo \
+         Rollouts restarts pods only once every ReplicaSet is, so a restart would not happen",
+        short.join(", ")
+    ))
+}
+
+/// One workload's entry; its pods take its action.
+fn workload_plan(
+    (namespace, kind, name): (&Arc<str>, &Arc<str>, &Arc<str>),
+    phase: Phase,
+    record: Option<&WorkloadRecord>,
+    group: &Group,
+    pods: &mut [PodPlan],
+    decided: Result<Action, Manual>,
+) -> WorkloadPlan {
+    let (action, reason, runbook) = match decided {
+        Ok(action) => (action, None, None),
+        Err((reason, runbook)) => (Action::Manual, Some(reason), Some(runbook.to_string())),
+    };
+    let mut from_versions = BTreeSet::new();
+    let mut names = Vec::with_capacity(group.pods.len());
+    for &i in &group.pods {
+        let pod = &mut pods[i];
+        pod.action = action;
+        names.push(pod.name.clone());
+        from_versions.insert(
+            pod.proxy_version
+                .as_deref()
+                .or(pod.proxy_image.as_deref())
+                .unwrap_or("none")
+                .to_string(),
+        );
+    }
+    WorkloadPlan {
+        api_version: group.api_version.to_string(),
+        update_strategy: record.and_then(|r| r.update_strategy.clone()),
+        kind: kind.to_string(),
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        phase,
+        action,
+        order: None,
+        pods: names,
+        from_versions: from_versions.into_iter().collect(),
+        target: group.target.clone(),
+        reason,
+        runbook,
+    }
+}
+
+/// The order: kyma before customer; within a phase by namespace, then name, then kind, so
+/// the same cluster always gives the same order and an operator can find a workload in it.
+/// Manual items follow, in the same order, without numbers.
+fn number(workloads: &mut [WorkloadPlan]) {
     workloads.sort_by(|a, b| {
         (
             !a.action.is_automatic(),
@@ -348,8 +620,6 @@ pub fn plan(inventory: &Inventory, control_plane: &ControlPlane, options: &PlanO
     for (order, workload) in (1..).zip(automatic) {
         workload.order = Some(order);
     }
-    result.workloads = workloads;
-    result
 }
 
 fn not_running_reason(verdicts: &[Verdict]) -> String {
@@ -972,6 +1242,178 @@ mod tests {
         assert_eq!(find(&plan, "Deployment", "ahead").from_versions, ["1.25.0"]);
         assert!(plan.workloads.iter().all(|w| w.name != "mirrored"));
         assert_eq!(plan.up_to_date, 1);
+    }
+
+    fn statefulset_pods(mut c: Cluster, name: &str, ready: &[bool]) -> Cluster {
+        for (ordinal, &ready) in ready.iter().enumerate() {
+            c = c.pod(
+                "shop",
+                &format!("{name}-{ordinal}"),
+                Some(("StatefulSet", name)),
+                OLD,
+                "Running",
+                ready,
+            );
+        }
+        c
+    }
+
+    fn entries<'a>(plan: &'a Plan, kind: &str, name: &str) -> Vec<&'a WorkloadPlan> {
+        plan.workloads
+            .iter()
+            .filter(|w| w.kind == kind && w.name == name)
+            .collect()
+    }
+
+    #[test]
+    fn a_partition_holds_the_ordinals_below_it_for_a_person() {
+        let partitioned = |partition: i64| {
+            json!({"spec": {"replicas": 4, "updateStrategy": {"type": "RollingUpdate",
+                "rollingUpdate": {"partition": partition}}}})
+        };
+        let c = Cluster::new()
+            .object("StatefulSet", "shop", "db", None, partitioned(2))
+            .object("StatefulSet", "shop", "all-held", None, partitioned(9));
+        let c = statefulset_pods(c, "db", &[true; 4]);
+        let plan = statefulset_pods(c, "all-held", &[true; 2]).plan(&PlanOptions::default());
+
+        let db = entries(&plan, "StatefulSet", "db");
+        assert_eq!(db.len(), 2, "{db:#?}");
+        assert_eq!(db[0].action, Action::RolloutRestart);
+        assert_eq!(db[0].pods, ["db-2", "db-3"].map(Arc::from));
+        assert_eq!(db[1].action, Action::Manual);
+        assert_eq!(db[1].pods, ["db-0", "db-1"].map(Arc::from));
+        assert_eq!(db[1].runbook.as_deref(), Some(runbook::PARTITION));
+        assert!(db[1].reason.as_ref().unwrap().contains("partition 2"));
+        for pod in plan.pods.iter().filter(|p| &*p.workload_name == "db") {
+            let held = matches!(&*pod.name, "db-0" | "db-1");
+            let want = if held {
+                Action::Manual
+            } else {
+                Action::RolloutRestart
+            };
+            assert_eq!(pod.action, want, "{}", pod.name);
+        }
+        let held = entries(&plan, "StatefulSet", "all-held");
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].action, Action::Manual);
+        assert_eq!(held[0].runbook.as_deref(), Some(runbook::PARTITION));
+    }
+
+    #[test]
+    fn an_ordered_on_delete_statefulset_with_a_lower_pod_not_ready_is_manual() {
+        let on_delete = json!({"spec": {"updateStrategy": {"type": "OnDelete"}}});
+        let parallel = json!({"spec": {"updateStrategy": {"type": "OnDelete"},
+            "podManagementPolicy": "Parallel"}});
+        let c = Cluster::new()
+            .object("StatefulSet", "shop", "db", None, on_delete.clone())
+            .object("StatefulSet", "shop", "fine", None, on_delete.clone())
+            .object("StatefulSet", "shop", "gap", None, on_delete)
+            .object("StatefulSet", "shop", "par", None, parallel);
+        let c = statefulset_pods(c, "db", &[false, true, true]);
+        let c = statefulset_pods(c, "fine", &[true, true, true]);
+        let c = statefulset_pods(c, "par", &[false, true, true]);
+        // gap-1 is not listed at all (missing, or not carrying a proxy)
+        let plan = c
+            .pod(
+                "shop",
+                "gap-0",
+                Some(("StatefulSet", "gap")),
+                OLD,
+                "Running",
+                true,
+            )
+            .pod(
+                "shop",
+                "gap-2",
+                Some(("StatefulSet", "gap")),
+                OLD,
+                "Running",
+                true,
+            )
+            .plan(&PlanOptions::default());
+
+        let db = find(&plan, "StatefulSet", "db");
+        assert_eq!(db.action, Action::Manual);
+        assert_eq!(db.runbook.as_deref(), Some(runbook::ORDERED_READY));
+        assert!(
+            db.reason
+                .as_ref()
+                .unwrap()
+                .starts_with("db-0 not Running and Ready")
+        );
+        let gap = find(&plan, "StatefulSet", "gap");
+        assert_eq!(gap.action, Action::Manual);
+        assert!(gap.reason.as_ref().unwrap().starts_with("gap-1 not"));
+        assert_eq!(find(&plan, "StatefulSet", "fine").action, Action::Evict);
+        assert_eq!(find(&plan, "StatefulSet", "par").action, Action::Evict);
+    }
+
+    #[test]
+    fn argo_rollouts_that_would_ignore_a_restart_are_manual() {
+        let rollout = |c: Cluster, name: &str, extra: Value, available: Option<i64>| {
+            let mut rs = json!({"spec": {"replicas": 2}, "status": {"readyReplicas": 2}});
+            if let Some(available) = available {
+                rs["status"]["availableReplicas"] = json!(available);
+            }
+            c.object("Rollout", "shop", name, None, extra)
+                .object(
+                    "ReplicaSet",
+                    "shop",
+                    &format!("{name}-rs"),
+                    Some(("Rollout", name)),
+                    rs,
+                )
+                .pod(
+                    "shop",
+                    &format!("{name}-1"),
+                    Some(("ReplicaSet", &format!("{name}-rs"))),
+                    OLD,
+                    "Running",
+                    true,
+                )
+        };
+        let c = rollout(Cluster::new(), "fine", json!({}), Some(2));
+        let c = rollout(c, "paused", json!({"spec": {"paused": true}}), Some(2));
+        let c = rollout(
+            c,
+            "stepping",
+            json!({"status": {"pauseConditions": [
+            {"reason": "CanaryPauseStep", "startTime": "2026-11-26T10:00:00Z"}]}}),
+            Some(2),
+        );
+        let c = rollout(
+            c,
+            "held",
+            json!({"status": {"controllerPause": true}}),
+            Some(2),
+        );
+        let c = rollout(c, "short", json!({}), Some(1));
+        let recorded = json!({"metadata": {"annotations": {TARGET_ANNOTATION: "1.24.1"}}});
+        let plan = rollout(c, "restarting", recorded, Some(1)).plan(&PlanOptions::default());
+
+        for name in ["fine", "restarting"] {
+            assert_eq!(
+                find(&plan, "Rollout", name).action,
+                Action::RolloutRestart,
+                "{name}"
+            );
+        }
+        for (name, says) in [
+            ("paused", "is paused"),
+            ("stepping", "is paused"),
+            ("held", "is paused"),
+            ("short", "short-rs (1 of 2 available)"),
+        ] {
+            let w = find(&plan, "Rollout", name);
+            assert_eq!(w.action, Action::Manual, "{name}");
+            assert_eq!(w.runbook.as_deref(), Some(runbook::ARGO_ROLLOUT), "{name}");
+            assert!(
+                w.reason.as_ref().unwrap().contains(says),
+                "{name}: {:?}",
+                w.reason
+            );
+        }
     }
 
     #[test]

@@ -299,7 +299,7 @@ async fn an_expired_continue_token_restarts_the_list() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permanent_faults_are_reported_not_retried() {
     // Reading or patching the workload: it fails with the reason; the run goes on.
-    for (method, code) in [("GET", 404), ("GET", 403), ("PATCH", 422), ("PATCH", 403)] {
+    for (method, code) in [("GET", 403), ("PATCH", 422), ("PATCH", 403)] {
         let rule = Rule::new(method, BILLING, Fault::Status(code), 5);
         let rule = if method == "GET" {
             rule.query("")
@@ -325,6 +325,33 @@ async fn permanent_faults_are_reported_not_retried() {
             .filter(|s| s.0 == method && s.1 == BILLING && s.2.is_empty())
             .count();
         assert_eq!(attempts, 1, "{method} {code} was retried");
+    }
+
+    // Deleted since the plan (404 on reading or on patching it): nothing is left to renew, so
+    // it is skipped with the reason, not failed, and the run succeeds.
+    for method in ["GET", "PATCH"] {
+        let rule = Rule::new(method, BILLING, Fault::Status(404), 5);
+        let rule = if method == "GET" {
+            rule.query("")
+        } else {
+            rule
+        };
+        let outcome = through_proxy(vec![rule], RUN_PAYMENTS).await;
+        assert_eq!(outcome.code, Some(0), "{method} 404: {}", outcome.stderr);
+        let report = outcome.report.as_ref().unwrap();
+        let billing = workload(report, "Deployment", "payments", "billing");
+        assert_eq!(billing["status"], "skipped", "{method} 404: {billing}");
+        let reason = billing["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("404") && reason.contains("deleted since the plan"),
+            "{reason}"
+        );
+        assert_eq!(report["summary"]["failed"], 0);
+        assert_eq!(
+            outcome.proxy.count(method, BILLING),
+            1,
+            "{method} 404 was retried"
+        );
     }
 
     // Evicting: refused by RBAC.
@@ -419,5 +446,65 @@ async fn the_rollout_timeout_bounds_a_workload_whose_api_calls_keep_failing() {
     assert!(
         elapsed < Duration::from_secs(45),
         "the run took {elapsed:?}, as if bounded by the API budget, not the rollout timeout"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_refused_fails_at_once_and_a_failing_one_within_the_retry_budget() {
+    const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/payments/deployments";
+    // RBAC without `watch` (403), or no such resource (404): waiting heals neither.
+    for code in [403, 404] {
+        let started = std::time::Instant::now();
+        let rule =
+            Rule::new("GET", DEPLOYMENTS, Fault::Status(code), usize::MAX).query("watch=true");
+        let outcome = through_proxy(vec![rule], RUN_PAYMENTS).await;
+        assert_eq!(outcome.code, Some(3), "{code}: {}", outcome.stderr);
+        let report = outcome.report.as_ref().unwrap();
+        let billing = workload(report, "Deployment", "payments", "billing");
+        assert_eq!(billing["status"], "failed", "{billing}");
+        let reason = billing["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("watching Deployment payments/billing: ")
+                && reason.contains(&code.to_string()),
+            "{code}: {reason}"
+        );
+        assert!(!reason.contains("did not finish"), "{code}: {reason}");
+        assert_eq!(
+            outcome
+                .proxy
+                .seen()
+                .iter()
+                .filter(|s| s.1 == DEPLOYMENTS && s.2.contains("watch=true"))
+                .count(),
+            1,
+            "{code}: a refused watch is not retried"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{code}: {:?}",
+            started.elapsed()
+        );
+    }
+
+    // A watch that keeps failing with a transient error is retried for the API retry budget
+    // (3 s here), not for the whole rollout timeout (60 s).
+    let started = std::time::Instant::now();
+    let rule = Rule::new("GET", DEPLOYMENTS, Fault::Status(503), usize::MAX).query("watch=true");
+    let mut args = RUN_PAYMENTS.to_vec();
+    args.extend(["--rollout-timeout", "60s", "--api-retry-timeout", "3s"]);
+    let outcome = through_proxy(vec![rule], &args).await;
+    assert_eq!(outcome.code, Some(3), "{}", outcome.stderr);
+    let report = outcome.report.as_ref().unwrap();
+    let billing = workload(report, "Deployment", "payments", "billing");
+    let reason = billing["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("watching Deployment payments/billing kept failing for 3s")
+            && reason.contains("503"),
+        "{reason}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "the run took {:?}, as if bounded by the rollout timeout",
+        started.elapsed()
     );
 }

@@ -546,3 +546,85 @@ async fn a_run_stopped_while_listing_still_writes_its_report() {
         serde_json::from_str(saved["data"]["report.json"].as_str().unwrap()).unwrap();
     assert_eq!(saved["notes"], report["notes"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ordered_statefulset_with_a_lower_pod_not_ready_is_left_to_a_person() {
+    // redis is OnDelete and OrderedReady: with redis-0 not Ready, an evicted redis-2 would not
+    // come back until redis-0 is. Nothing of it may be evicted.
+    let mut state = example_state();
+    edit_item(&mut state, "Pod", "shop", "redis-0", |pod| {
+        pod["status"]["conditions"] = json!([{"type": "Ready", "status": "False"}]);
+    });
+    edit_item(&mut state, "StatefulSet", "shop", "redis", |sts| {
+        sts["status"]["readyReplicas"] = json!(2);
+    });
+    let cluster = Cluster::start(state, |_| {}).await;
+    let before = pod_uids(&cluster, "shop");
+    let (code, report, stderr) = cluster
+        .run(&["--namespace", "shop", "--rollout-timeout", "20s"])
+        .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let redis = workload(&report, "StatefulSet", "shop", "redis");
+    assert_eq!(redis["action"], "manual", "{redis}");
+    assert_eq!(
+        redis["runbook"],
+        "runbooks/workloads-not-restartable.md#ondelete-statefulsets-with-a-pod-not-ready"
+    );
+    assert!(
+        redis["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("redis-0 not Running and Ready"),
+        "{redis}"
+    );
+    assert!(
+        !cluster
+            .workload_writes()
+            .iter()
+            .any(|r| r.path.contains("/pods/redis-")),
+        "nothing of redis is evicted"
+    );
+    let after = pod_uids(&cluster, "shop");
+    for pod in ["redis-0", "redis-1", "redis-2"] {
+        assert_eq!(after.get(pod), before.get(pod), "{pod}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_past_its_progress_deadline_fails_at_once() {
+    // checkout's new pods never get Ready: Argo marks it Degraded once its progress deadline
+    // passes, and the run must not wait out the rollout timeout for it.
+    let never_ready = json!({"kube-sim.kyma-project.io/never-ready": "true"});
+    let mut state = example_state();
+    edit_item(&mut state, "Rollout", "shop", "checkout", |rollout| {
+        rollout["spec"]["progressDeadlineSeconds"] = json!(2);
+        rollout["spec"]["template"]["metadata"]["annotations"] = never_ready.clone();
+    });
+    edit_item(
+        &mut state,
+        "ReplicaSet",
+        "shop",
+        "checkout-7c079a06e",
+        |rs| {
+            rs["spec"]["template"]["metadata"]["annotations"] = never_ready.clone();
+        },
+    );
+    let cluster = Cluster::start(state, |_| {}).await;
+    let started = std::time::Instant::now();
+    let (code, report, stderr) = cluster
+        .run(&["--namespace", "shop", "--rollout-timeout", "60s"])
+        .await;
+    assert_eq!(code, Some(3), "{stderr}");
+    let checkout = workload(&report, "Rollout", "shop", "checkout");
+    assert_eq!(checkout["status"], "failed", "{checkout}");
+    let reason = checkout["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("Degraded") && reason.contains("ProgressDeadlineExceeded"),
+        "{reason}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(45),
+        "the run took {:?}: it waited for the rollout timeout",
+        started.elapsed()
+    );
+}

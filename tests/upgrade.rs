@@ -605,3 +605,248 @@ async fn a_tenth_of_requests_failing_renews_everything_once(backend: Backend) {
 }
 
 on_both_backends!(a_tenth_of_requests_failing_renews_everything_once);
+
+/// The report's entries for one workload (a partitioned StatefulSet has two).
+fn entries<'a>(report: &'a Value, kind: &str, name: &str) -> Vec<&'a Value> {
+    report["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["kind"] == kind && w["name"] == name)
+        .collect()
+}
+
+const DB_PARTITIONED: &str = "apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: shop}
+spec:
+  replicas: 3
+  serviceName: db
+  updateStrategy: {type: RollingUpdate, rollingUpdate: {partition: 1}}
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: db, image: shop/db:1.0.0}]
+";
+
+async fn a_statefulset_partition_is_restarted_above_it_and_held_below_it(backend: Backend) {
+    let scenario = shop_upgraded(backend, DB_PARTITIONED, 3).await;
+    let before = pods(&scenario, "shop");
+
+    let (code, report, stderr) = scenario.run(&["--rollout-timeout", "60s"]).await;
+    assert_eq!(code, Some(0), "{backend:?}: {stderr}");
+    let db = entries(&report, "StatefulSet", "db");
+    assert_eq!(db.len(), 2, "{backend:?}: {db:?}");
+    let (restart, held) = (db[0], db[1]);
+    assert_eq!(
+        restart["action"], "rollout-restart",
+        "{backend:?}: {restart}"
+    );
+    assert_eq!(restart["status"], "completed", "{backend:?}: {restart}");
+    assert_eq!(restart["pods"], serde_json::json!(["db-1", "db-2"]));
+    assert_eq!(held["action"], "manual", "{backend:?}: {held}");
+    assert_eq!(held["pods"], serde_json::json!(["db-0"]));
+    assert_eq!(
+        held["runbook"],
+        "runbooks/workloads-not-restartable.md#statefulsets-held-by-a-partition"
+    );
+    assert!(
+        held["reason"].as_str().unwrap().contains("partition 1"),
+        "{held}"
+    );
+    let after = pods(&scenario, "shop");
+    assert_eq!(
+        after["db-0"], before["db-0"],
+        "{backend:?}: the partition holds db-0"
+    );
+    for pod in ["db-1", "db-2"] {
+        assert_eq!(after[pod].1, Some(new_proxy()), "{backend:?}: {pod}");
+    }
+}
+
+on_both_backends!(a_statefulset_partition_is_restarted_above_it_and_held_below_it);
+
+async fn a_pod_under_two_budgets_fails_at_once_with_the_budget_runbook(backend: Backend) {
+    let two_budgets = REDIS_ON_DELETE.replace("minAvailable: 3", "maxUnavailable: 1")
+        + "---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: redis-too, namespace: shop}
+spec:
+  maxUnavailable: 1
+  selector: {matchLabels: {app: redis}}
+";
+    let scenario = shop_upgraded(backend, &two_budgets, 3).await;
+    let before = pods(&scenario, "shop");
+    let started = std::time::Instant::now();
+    let (code, report, stderr) = scenario.run(&["--rollout-timeout", "60s"]).await;
+    assert_eq!(code, Some(3), "{backend:?}: {stderr}");
+    let redis = workload(&report, "StatefulSet", "shop", "redis");
+    assert_eq!(redis["status"], "failed", "{backend:?}: {redis}");
+    assert_eq!(
+        redis["runbook"],
+        "runbooks/recovery.md#an-eviction-blocked-by-a-poddisruptionbudget"
+    );
+    assert!(
+        redis["reason"]
+            .as_str()
+            .unwrap()
+            .contains("more than one PodDisruptionBudget"),
+        "{backend:?}: {redis}"
+    );
+    let evictions = scenario
+        .tool_requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/eviction"))
+        .count();
+    assert_eq!(
+        evictions, 1,
+        "{backend:?}: a permanent refusal is not retried"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "{backend:?}: it waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(pods(&scenario, "shop"), before, "{backend:?}");
+}
+
+on_both_backends!(a_pod_under_two_budgets_fails_at_once_with_the_budget_runbook);
+
+const PACED: &str = "apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent, namespace: shop}
+spec:
+  updateStrategy: {type: OnDelete}
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      containers: [{name: agent, image: shop/agent:1.0.0}]
+---
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: pool, namespace: shop}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: pool}}
+  template:
+    metadata: {labels: {app: pool}}
+    spec:
+      containers: [{name: pool, image: shop/pool:1.0.0}]
+";
+
+/// `kubectl get pods --watch` of a namespace, running until dropped: every change to its pods,
+/// in the API server's order.
+struct PodWatch {
+    child: std::process::Child,
+    out: std::path::PathBuf,
+}
+
+impl PodWatch {
+    fn start(scenario: &Scenario, namespace: &str) -> PodWatch {
+        let out = scenario.dir.path().join(format!("watch-{namespace}.json"));
+        let child = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&scenario.kubeconfig)
+            .args(["--context", kube_sim::kubeconfig::ADMIN_CONTEXT])
+            .args([
+                "get",
+                "pods",
+                "-n",
+                namespace,
+                "--watch",
+                "--output-watch-events",
+            ])
+            .args(["-o", "json"])
+            .stdout(std::fs::File::create(&out).unwrap())
+            .spawn()
+            .expect("kubectl runs");
+        PodWatch { child, out }
+    }
+
+    /// The events seen so far, in order: `ADDED`, `MODIFIED` or `DELETED`, and the pod.
+    fn seen(&self) -> Vec<(String, Value)> {
+        let text = std::fs::read(&self.out).unwrap();
+        serde_json::Deserializer::from_slice(&text)
+            .into_iter::<Value>()
+            .map_while(Result::ok)
+            .map(|event| {
+                let kind = event["type"].as_str().unwrap_or_default().to_string();
+                (kind, event["object"].clone())
+            })
+            .collect()
+    }
+}
+
+impl Drop for PodWatch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// For each pod that began terminating: how many other pods of its owner were Running and
+/// Ready at that moment, replaying the watch in order.
+fn ready_at_each_eviction(seen: &[(String, Value)]) -> Vec<(String, String, usize)> {
+    let owner = |pod: &Value| {
+        pod["metadata"]["ownerReferences"][0]["name"]
+            .as_str()
+            .map(str::to_string)
+    };
+    let leaving = |event: &str, pod: &Value| {
+        event == "DELETED" || !pod["metadata"]["deletionTimestamp"].is_null()
+    };
+    let mut state: BTreeMap<String, (String, Value)> = BTreeMap::new();
+    let mut evictions = Vec::new();
+    for (event, pod) in seen {
+        let name = pod["metadata"]["name"].as_str().unwrap().to_string();
+        let was_leaving = state.get(&name).is_some_and(|(e, p)| leaving(e, p));
+        let leaving_now = leaving(event, pod);
+        if leaving_now
+            && !was_leaving
+            && let Some(evicted_owner) = owner(pod)
+        {
+            let ready = state
+                .iter()
+                .filter(|(other, (e, p))| **other != name && !leaving(e, p))
+                .filter(|(_, (_, p))| owner(p).as_deref() == Some(evicted_owner.as_str()))
+                .filter(|(_, (_, p))| support::backend::is_ready(p))
+                .count();
+            evictions.push((evicted_owner, name.clone(), ready));
+        }
+        state.insert(name, (event.clone(), pod.clone()));
+    }
+    evictions
+}
+
+async fn evictions_are_paced_on_each_replacement_pod_being_ready(backend: Backend) {
+    let scenario = shop_upgraded(backend, PACED, 6).await;
+    let watch = PodWatch::start(&scenario, "shop");
+    scenario
+        .await_condition(
+            std::time::Duration::from_secs(30),
+            "the watch's first list",
+            || watch.seen().len() >= 6,
+        )
+        .await;
+
+    let (code, report, stderr) = scenario.run(&["--rollout-timeout", "120s"]).await;
+    assert_eq!(code, Some(0), "{backend:?}: {stderr}");
+    for (kind, name) in [("DaemonSet", "agent"), ("ReplicaSet", "pool")] {
+        let entry = workload(&report, kind, "shop", name);
+        assert_eq!(entry["status"], "completed", "{backend:?}: {entry}");
+    }
+    let evictions = ready_at_each_eviction(&watch.seen());
+    assert_eq!(evictions.len(), 6, "{backend:?}: {evictions:?}");
+    for (owner, pod, ready) in &evictions {
+        assert_eq!(
+            *ready, 2,
+            "{backend:?}: when {pod} of {owner} was evicted, only {ready} of its other pods were \
+             Running and Ready: the previous replacement was not yet ({evictions:?})"
+        );
+    }
+}
+
+on_both_backends!(evictions_are_paced_on_each_replacement_pod_being_ready);

@@ -94,6 +94,13 @@ pub struct WorkloadRecord {
     pub paused: bool,
     /// `spec.updateStrategy.type` of StatefulSets and DaemonSets.
     pub update_strategy: Option<Arc<str>>,
+    /// `spec.updateStrategy.rollingUpdate.partition` of StatefulSets.
+    pub partition: Option<i64>,
+    /// `spec.podManagementPolicy` of StatefulSets is `Parallel` (not `OrderedReady`).
+    pub parallel_pods: bool,
+    /// Argo Rollouts: `status.pauseConditions` or `status.controllerPause`.
+    pub paused_by_controller: bool,
+    pub available_replicas: Option<i64>,
     /// Annotations the run writes (target version) and reads back on a re-run.
     pub annotations: Box<[(String, String)]>,
     /// Image of the `discovery` container, for istiod Deployments.
@@ -337,10 +344,19 @@ impl InventoryBuilder {
                     skip: carries_skip(&metadata),
                     module_label: metadata.labels.get(MODULE_LABEL).is_some(),
                     paused: spec.paused.unwrap_or(false),
+                    partition: spec
+                        .update_strategy
+                        .as_ref()
+                        .and_then(|s| s.rolling_update.as_ref())
+                        .and_then(|r| r.partition),
                     update_strategy: spec
                         .update_strategy
                         .and_then(|s| s.type_)
                         .map(|s| self.intern(&s)),
+                    parallel_pods: spec.pod_management_policy.as_deref() == Some("Parallel"),
+                    paused_by_controller: !status.pause_conditions.is_empty()
+                        || status.controller_pause == Some(true),
+                    available_replicas: status.available_replicas,
                     annotations: metadata.annotations.0.into_boxed_slice(),
                     discovery_image: discovery_image.map(String::into_boxed_str),
                     app: metadata.labels.get("app").map(|a| self.intern(a)),

@@ -337,6 +337,15 @@ pub struct PodTemplate {
 pub struct UpdateStrategy {
     #[serde(rename = "type")]
     pub type_: Option<String>,
+    pub rolling_update: Option<RollingUpdate>,
+}
+
+/// `spec.updateStrategy.rollingUpdate` of a StatefulSet: ordinals below `partition` keep
+/// their revision.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RollingUpdate {
+    pub partition: Option<i64>,
 }
 
 /// The spec fields of Deployments, ReplicaSets, StatefulSets, DaemonSets,
@@ -347,14 +356,24 @@ pub struct WorkloadSpec {
     pub paused: Option<bool>,
     pub replicas: Option<i64>,
     pub update_strategy: Option<UpdateStrategy>,
+    /// StatefulSets: `OrderedReady` (the default) or `Parallel`.
+    pub pod_management_policy: Option<String>,
     pub template: Option<PodTemplate>,
 }
 
-/// The status fields of workloads, used by the control-plane gate for istiod.
+/// The status fields of workloads the rules read: istiod's for the gate, Argo Rollouts' for
+/// whether a restart can happen.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct WorkloadStatus {
     pub ready_replicas: Option<i64>,
+    /// ReplicaSets of Argo Rollouts: Argo restarts only when each is fully available.
+    pub available_replicas: Option<i64>,
+    /// Argo Rollouts: why the controller holds the Rollout (canary pause steps and the like).
+    #[serde(deserialize_with = "null_as_default")]
+    pub pause_conditions: Vec<serde::de::IgnoredAny>,
+    /// Argo Rollouts: paused by the controller itself.
+    pub controller_pause: Option<bool>,
 }
 
 /// ConfigMap data: only the keys the injector configuration uses.

@@ -3,7 +3,8 @@
 //! `maxSurge`/`maxUnavailable` (blue-green and canary steps are not simulated: every strategy rolls
 //! like a canary without steps), and `spec.restartAt`: once that time has come, the pods created
 //! before it are replaced one at a time, each only when all pods are Ready, and `status.restartedAt`
-//! records the restart as done.
+//! records the restart as done. A Rollout paused (`spec.paused`, `status.pauseConditions`,
+//! `status.controllerPause`) rolls nothing and ignores `restartAt`, as Argo does.
 
 use std::time::Duration;
 
@@ -32,7 +33,13 @@ pub fn sync(ctl: &mut Controllers, key: &Key) -> Option<Duration> {
         max_surge: meta::int_or_percent(&canary["maxSurge"], desired, "25%", true),
         max_unavailable: meta::int_or_percent(&canary["maxUnavailable"], desired, "25%", false),
         recreate: false,
-        paused: spec["paused"] == true,
+        // Argo holds a Rollout on `spec.paused`, on a pause of its own (a canary pause step, a
+        // blue-green pre-promotion pause: `status.pauseConditions`) and on `controllerPause`.
+        paused: spec["paused"] == true
+            || rollout["status"]["pauseConditions"]
+                .as_array()
+                .is_some_and(|c| !c.is_empty())
+            || rollout["status"]["controllerPause"] == true,
         revision_history_limit: spec["revisionHistoryLimit"].as_u64().unwrap_or(10) as usize,
     };
     let sets = deployment::reconcile_replica_sets(ctl, &rollout, &strategy);
