@@ -148,6 +148,7 @@ struct Group {
     pods: Vec<usize>,
     target: String,
     manual_reason: Option<(String, &'static str)>,
+    module_label: bool,
 }
 
 pub fn plan(inventory: &Inventory, control_plane: &ControlPlane, options: &PlanOptions) -> Plan {
@@ -239,6 +240,7 @@ pub fn plan(inventory: &Inventory, control_plane: &ControlPlane, options: &PlanO
                 Err(_) => String::new(),
             },
             manual_reason: None,
+            module_label: workload.module_label,
         });
         group.pods.push(pod_index);
         if group.manual_reason.is_none() {
@@ -262,15 +264,7 @@ pub fn plan(inventory: &Inventory, control_plane: &ControlPlane, options: &PlanO
     for ((namespace, kind, name), group) in groups {
         let record = inventory.workload(&kind, &namespace, &name);
         let verdicts: Vec<Verdict> = group.pods.iter().map(|&i| result.pods[i].verdict).collect();
-        let module_label = match record {
-            Some(r) => r.module_label,
-            None if &*kind == "Pod" => inventory
-                .proxy_pods
-                .iter()
-                .any(|p| p.namespace == namespace && p.name == name && p.module_label),
-            None => false,
-        };
-        let phase = if KYMA_NAMESPACES.contains(&&*namespace) || module_label {
+        let phase = if KYMA_NAMESPACES.contains(&&*namespace) || group.module_label {
             Phase::Kyma
         } else {
             Phase::Customer
