@@ -71,7 +71,8 @@ pub struct ClusterArgs {
         long = "namespace",
         env = "ISTIO_PROXY_RESET_NAMESPACE",
         value_delimiter = ',',
-        value_name = "NAMESPACE"
+        value_name = "NAMESPACE",
+        value_parser = parse_namespace
     )]
     pub namespaces: Vec<String>,
     /// How long transient API errors (429, 5xx, timeouts, dropped connections) are retried, per call.
@@ -131,7 +132,8 @@ pub struct Options {
         long = "exclude-namespace",
         env = "ISTIO_PROXY_RESET_EXCLUDE_NAMESPACE",
         value_delimiter = ',',
-        value_name = "NAMESPACE"
+        value_name = "NAMESPACE",
+        value_parser = parse_namespace
     )]
     pub exclude_namespaces: Vec<String>,
     /// What goes to stdout: `table` on a terminal, `json` otherwise.
@@ -161,6 +163,27 @@ pub struct Options {
     /// Exit 3 when manual items remain.
     #[arg(long, env = "ISTIO_PROXY_RESET_FAIL_ON_MANUAL")]
     pub fail_on_manual: bool,
+}
+
+/// A namespace name is an RFC 1123 label: at most 63 lower-case letters, digits and `-`,
+/// starting and ending with a letter or digit. Anything else names no namespace, so a typo
+/// would silently look at (or spare) nothing.
+fn parse_namespace(text: &str) -> std::result::Result<String, String> {
+    let valid = !text.is_empty()
+        && text.len() <= 63
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !text.starts_with('-')
+        && !text.ends_with('-');
+    if valid {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "{text:?} is not a namespace name (at most 63 lower-case letters, digits and '-', \
+             starting and ending with a letter or digit)"
+        ))
+    }
 }
 
 fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
@@ -241,10 +264,27 @@ async fn list_cluster(client: &kube::Client, scope: &Scope) -> Result<Inventory>
 /// Control plane, gate and plan: the pure half of every command.
 fn decide(inventory: &Inventory, options: &Options) -> Result<(ControlPlane, Gate, Plan)> {
     tracing::debug!(ignored = ?inventory.ignored_kinds, "kinds the plan does not use");
+    warn_of_missing_namespaces(inventory, options);
     let control_plane = ControlPlane::resolve(inventory, &options.control_plane_options())?;
     let gate = control_plane.gate();
     let plan = plan::plan(inventory, &control_plane, &options.plan_options());
     Ok((control_plane, gate, plan))
+}
+
+/// A `--namespace` or `--exclude-namespace` the inventory has no Namespace for is most likely a
+/// typo: it looks at, or spares, nothing.
+fn warn_of_missing_namespaces(inventory: &Inventory, options: &Options) {
+    let named = [
+        ("--namespace", &options.cluster.namespaces),
+        ("--exclude-namespace", &options.exclude_namespaces),
+    ];
+    for (option, namespaces) in named {
+        for namespace in namespaces {
+            if !inventory.namespaces.contains_key(namespace) {
+                tracing::warn!("{option} {namespace}: the inventory has no such namespace");
+            }
+        }
+    }
 }
 
 /// The report when no control plane was found: the counts, and why nothing was compared.
