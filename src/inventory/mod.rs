@@ -337,12 +337,8 @@ impl InventoryBuilder {
                 self.add_injector(namespace.clone(), name.clone(), data)
             }
             (_, _) => {
-                *self
-                    .inventory
-                    .ignored_kinds
-                    .entry(kind.clone())
-                    .or_default() += 1;
-                Added::New
+                *self.inventory.ignored_kinds.entry(kind).or_default() += 1;
+                return Ok(());
             }
         };
         match added {
