@@ -167,8 +167,10 @@ pub struct Options {
 
 /// A namespace name is an RFC 1123 label: at most 63 lower-case letters, digits and `-`,
 /// starting and ending with a letter or digit. Anything else names no namespace, so a typo
-/// would silently look at (or spare) nothing.
+/// would silently look at (or spare) nothing. Space around it (`a, b` in a variable) is not
+/// part of it.
 fn parse_namespace(text: &str) -> std::result::Result<String, String> {
+    let text = text.trim();
     let valid = !text.is_empty()
         && text.len() <= 63
         && text

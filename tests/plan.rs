@@ -685,6 +685,15 @@ fn namespace_options_take_only_namespace_names() {
     );
     assert!(stderr.contains("--exclude-namespace paymnts"), "{stderr}");
     assert!(!stderr.contains("--namespace shop:"), "{stderr}");
+    // Space after a comma in a variable is not part of a name.
+    let output = binary()
+        .args(["plan", "--snapshot", EXAMPLE, "--format", "json"])
+        .env("ISTIO_PROXY_RESET_EXCLUDE_NAMESPACE", "shop, monitoring")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("no such namespace"), "{stderr}");
 }
 
 #[test]
