@@ -71,7 +71,8 @@ pub struct ClusterArgs {
         long = "namespace",
         env = "ISTIO_PROXY_RESET_NAMESPACE",
         value_delimiter = ',',
-        value_name = "NAMESPACE"
+        value_name = "NAMESPACE",
+        value_parser = parse_namespace
     )]
     pub namespaces: Vec<String>,
     /// How long transient API errors (429, 5xx, timeouts, dropped connections) are retried, per call.
@@ -131,7 +132,8 @@ pub struct Options {
         long = "exclude-namespace",
         env = "ISTIO_PROXY_RESET_EXCLUDE_NAMESPACE",
         value_delimiter = ',',
-        value_name = "NAMESPACE"
+        value_name = "NAMESPACE",
+        value_parser = parse_namespace
     )]
     pub exclude_namespaces: Vec<String>,
     /// What goes to stdout: `table` on a terminal, `json` otherwise.
@@ -161,6 +163,29 @@ pub struct Options {
     /// Exit 3 when manual items remain.
     #[arg(long, env = "ISTIO_PROXY_RESET_FAIL_ON_MANUAL")]
     pub fail_on_manual: bool,
+}
+
+/// A namespace name is an RFC 1123 label: at most 63 lower-case letters, digits and `-`,
+/// starting and ending with a letter or digit. Anything else names no namespace, so a typo
+/// would silently look at (or spare) nothing. Space around it (`a, b` in a variable) is not
+/// part of it.
+fn parse_namespace(text: &str) -> std::result::Result<String, String> {
+    let text = text.trim();
+    let valid = !text.is_empty()
+        && text.len() <= 63
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !text.starts_with('-')
+        && !text.ends_with('-');
+    if valid {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "{text:?} is not a namespace name (at most 63 lower-case letters, digits and '-', \
+             starting and ending with a letter or digit)"
+        ))
+    }
 }
 
 fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
@@ -204,7 +229,7 @@ pub fn main(cli: Cli) -> i32 {
             let started = Utc::now();
             let client = args.options.cluster.client().await?;
             match list_cluster(&client, &args.options.cluster.scope()).await? {
-                Listing::Done(inventory) => plan_command(*args, Some(inventory)),
+                Listing::Done(inventory) => plan_command(*args, Some(*inventory)),
                 Listing::Stopped(listed) => {
                     let report = Report::stopped_while_listing(Mode::Plan, started, &listed);
                     emit(&report, &args.options)?;
@@ -240,7 +265,7 @@ fn with_runtime(work: impl std::future::Future<Output = Result<i32>>) -> Result<
 /// What listing the cluster gave: the inventory, or, when a stop signal came first, how many
 /// objects of each kind had been listed.
 enum Listing {
-    Done(Inventory),
+    Done(Box<Inventory>),
     Stopped(std::collections::BTreeMap<String, usize>),
 }
 
@@ -251,7 +276,7 @@ async fn list_cluster(client: &kube::Client, scope: &Scope) -> Result<Listing> {
     let on_page = |kind: &str, items| progress.page(kind, items);
     let listing = tokio::select! {
         inventory = live::read(client, scope, &on_page) => {
-            inventory.map(Listing::Done)
+            inventory.map(|i| Listing::Done(Box::new(i)))
         }
         () = shutdown_signal() => Ok(Listing::Stopped(progress.listed())),
     };
@@ -262,10 +287,27 @@ async fn list_cluster(client: &kube::Client, scope: &Scope) -> Result<Listing> {
 /// Control plane, gate and plan: the pure half of every command.
 fn decide(inventory: &Inventory, options: &Options) -> Result<(ControlPlane, Gate, Plan)> {
     tracing::debug!(ignored = ?inventory.ignored_kinds, "kinds the plan does not use");
+    warn_of_missing_namespaces(inventory, options);
     let control_plane = ControlPlane::resolve(inventory, &options.control_plane_options())?;
     let gate = control_plane.gate();
     let plan = plan::plan(inventory, &control_plane, &options.plan_options());
     Ok((control_plane, gate, plan))
+}
+
+/// A `--namespace` or `--exclude-namespace` the inventory has no Namespace for is most likely a
+/// typo: it looks at, or spares, nothing.
+fn warn_of_missing_namespaces(inventory: &Inventory, options: &Options) {
+    let named = [
+        ("--namespace", &options.cluster.namespaces),
+        ("--exclude-namespace", &options.exclude_namespaces),
+    ];
+    for (option, namespaces) in named {
+        for namespace in namespaces {
+            if !inventory.namespaces.contains_key(namespace) {
+                tracing::warn!("{option} {namespace}: the inventory has no such namespace");
+            }
+        }
+    }
 }
 
 /// The report when no control plane was found: the counts, and why nothing was compared.
@@ -340,7 +382,7 @@ async fn run_command(options: Options) -> Result<i32> {
     }
     let client = options.cluster.client().await?;
     let inventory = match list_cluster(&client, &options.cluster.scope()).await? {
-        Listing::Done(inventory) => inventory,
+        Listing::Done(inventory) => *inventory,
         Listing::Stopped(listed) => {
             tracing::warn!(
                 ?listed,

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::image::{Expected, ImageRef, parse_version};
-use crate::inventory::{Inventory, PodPhase};
+use crate::inventory::{InjectorConfigMap, Inventory, IstiodPod, PodPhase};
 use crate::{Error, Result};
 
 /// The name of the revision of an istiod or pod that names none.
@@ -55,18 +55,16 @@ pub struct Gate {
     pub problems: Vec<String>,
 }
 
-impl ControlPlane {
-    /// Finds the control plane in the inventory. Fails only when there is nothing to compare
-    /// with: no override and no istiod or injector at all.
-    pub fn resolve(inventory: &Inventory, options: &Options) -> Result<ControlPlane> {
-        let overridden = expected_override(options)?;
-        let ns = options.istio_namespace.as_str();
-        let mut revisions: BTreeMap<String, Revision> = BTreeMap::new();
-        let revision_of = |rev: Option<&str>| match rev {
-            None | Some("") => DEFAULT_REVISION.to_string(),
-            Some(r) => r.to_string(),
-        };
-        let blank = |name: &str| Revision {
+fn revision_of(rev: Option<&str>) -> String {
+    match rev {
+        None | Some("") => DEFAULT_REVISION.to_string(),
+        Some(r) => r.to_string(),
+    }
+}
+
+impl Revision {
+    fn new(name: &str) -> Revision {
+        Revision {
             name: name.to_string(),
             istiod_version: None,
             istiod_image: None,
@@ -76,164 +74,45 @@ impl ControlPlane {
                 image: None,
             },
             problems: Vec::new(),
-        };
-
-        // istiod Deployments announce the revisions that exist.
-        let mut deployments: Vec<_> = inventory
-            .workloads
-            .values()
-            .filter(|w| {
-                &*w.kind == "Deployment"
-                    && &*w.namespace == ns
-                    && (w.app.as_deref() == Some("istiod") || w.discovery_image.is_some())
-            })
-            .collect();
-        deployments.sort_by(|a, b| a.name.cmp(&b.name));
-        for deployment in deployments {
-            let name = revision_of(deployment.revision.as_deref());
-            let revision = revisions
-                .entry(name.clone())
-                .or_insert_with(|| blank(&name));
-            if revision.istiod_image.is_none() {
-                revision.istiod_image = deployment.discovery_image.as_deref().map(str::to_string);
-            }
         }
+    }
 
-        let mut pods: Vec<_> = inventory
-            .istiod_pods
-            .iter()
-            .filter(|p| p.namespace == ns && !p.terminating)
-            .collect();
-        pods.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut pods_by_revision: BTreeMap<String, Vec<_>> = BTreeMap::new();
-        for pod in pods {
-            pods_by_revision
-                .entry(revision_of(pod.revision.as_deref()))
-                .or_default()
-                .push(pod);
-        }
-        for name in pods_by_revision.keys() {
-            revisions.entry(name.clone()).or_insert_with(|| blank(name));
-        }
+    /// The version the injector's image carries.
+    fn injected_version(&self) -> Option<semver::Version> {
+        self.injector_image
+            .as_ref()
+            .and_then(|i| i.version())
+            .map(|v| v.version)
+    }
+}
 
-        let mut injectors: Vec<_> = inventory
-            .injectors
-            .iter()
-            .filter(|c| c.namespace == ns)
-            .collect();
-        injectors.sort_by(|a, b| a.name.cmp(&b.name));
-        for injector in &injectors {
-            let name = revision_of(injector.revision.as_deref());
-            revisions
-                .entry(name.clone())
-                .or_insert_with(|| blank(&name));
-        }
+/// What the Istio namespace holds, by revision, sorted by name.
+struct Found<'a> {
+    pods: BTreeMap<String, Vec<&'a IstiodPod>>,
+    injectors: Vec<&'a InjectorConfigMap>,
+}
 
+impl ControlPlane {
+    /// Finds the control plane in the inventory. Fails only when there is nothing to compare
+    /// with: no override and no istiod or injector at all.
+    pub fn resolve(inventory: &Inventory, options: &Options) -> Result<ControlPlane> {
+        let overridden = expected_override(options)?;
+        let ns = options.istio_namespace.as_str();
+        let (mut revisions, found) = find_revisions(inventory, ns);
         for revision in revisions.values_mut() {
-            // istiod: every pod Running and Ready, and one version among them.
-            let pods = pods_by_revision
+            let pods = found
+                .pods
                 .get(&revision.name)
                 .map(Vec::as_slice)
                 .unwrap_or_default();
-            if pods.is_empty() {
-                revision
-                    .problems
-                    .push(format!("revision {}: no istiod pod in {ns}", revision.name));
-            }
-            let mut versions: BTreeMap<String, Vec<&str>> = BTreeMap::new();
-            for pod in pods {
-                if pod.phase != PodPhase::Running || !pod.ready {
-                    revision.problems.push(format!(
-                        "revision {}: istiod pod {ns}/{} is not Running and Ready",
-                        revision.name, pod.name
-                    ));
-                }
-                let version = pod
-                    .image
-                    .as_deref()
-                    .and_then(|i| ImageRef::parse(i).ok())
-                    .and_then(|i| i.version())
-                    .map(|v| v.version.to_string())
-                    .unwrap_or_else(|| pod.image.clone().unwrap_or_else(|| "no image".into()));
-                versions.entry(version).or_default().push(&pod.name);
-            }
-            if versions.len() > 1 {
-                let listed: Vec<String> = versions
-                    .iter()
-                    .map(|(v, pods)| format!("{v} ({})", pods.join(", ")))
-                    .collect();
-                revision.problems.push(format!(
-                    "revision {}: istiod pods run different versions: {}",
-                    revision.name,
-                    listed.join("; ")
-                ));
-            } else if let Some(version) = versions.keys().next() {
-                revision.istiod_version = parse_version(version);
-            }
-            if revision.istiod_version.is_none() {
-                revision.istiod_version = revision
-                    .istiod_image
-                    .as_deref()
-                    .and_then(|i| ImageRef::parse(i).ok())
-                    .and_then(|i| i.version())
-                    .map(|v| v.version);
-            }
-
-            // The injector: what a restarted pod will get.
-            let injector = injectors
+            check_istiod(revision, pods, ns);
+            let injector = found
+                .injectors
                 .iter()
                 .find(|c| revision_of(c.revision.as_deref()) == revision.name);
-            match injector {
-                None => revision.problems.push(format!(
-                    "revision {}: no injector ConfigMap {}",
-                    revision.name,
-                    injector_name(&revision.name)
-                )),
-                Some(config) => match injector_image(config.values.as_deref()) {
-                    Ok(image) => revision.injector_image = Some(image),
-                    Err(why) => revision.problems.push(format!(
-                        "revision {}: ConfigMap {ns}/{}: {why}",
-                        revision.name, config.name
-                    )),
-                },
-            }
-
-            revision.expected = match &overridden {
-                Some(expected) => expected.clone(),
-                None => Expected {
-                    version: revision
-                        .injector_image
-                        .as_ref()
-                        .and_then(|i| i.version())
-                        .map(|v| v.version)
-                        .or_else(|| revision.istiod_version.clone()),
-                    image: revision.injector_image.clone(),
-                },
-            };
-
-            // The injector must inject the version istiod runs (or the one asked for).
-            let injected = revision
-                .injector_image
-                .as_ref()
-                .and_then(|i| i.version())
-                .map(|v| v.version);
-            let wanted = match &overridden {
-                Some(expected) => expected.version.clone(),
-                None => revision.istiod_version.clone(),
-            };
-            if let (Some(injected), Some(wanted)) = (&injected, &wanted)
-                && injected != wanted
-            {
-                revision.problems.push(format!(
-                    "revision {}: the injector injects {injected} but {} is {wanted}",
-                    revision.name,
-                    if overridden.is_some() {
-                        "the expected version"
-                    } else {
-                        "istiod"
-                    }
-                ));
-            }
+            read_injector(revision, injector.copied(), ns);
+            revision.expected = expected_of(revision, overridden.as_ref());
+            check_injected_version(revision, overridden.as_ref());
         }
 
         let default_revision = if revisions.contains_key(DEFAULT_REVISION) {
@@ -243,20 +122,7 @@ impl ControlPlane {
         } else {
             None
         };
-
-        let source = match (&overridden, options.expected_image.is_some()) {
-            (Some(_), true) => "--expected-image".to_string(),
-            (Some(_), false) => "--expected-version".to_string(),
-            (None, _) => match default_revision.as_ref().and_then(|r| revisions.get(r)) {
-                Some(revision) if revision.injector_image.is_some() => {
-                    format!("ConfigMap {ns}/{}", injector_name(&revision.name))
-                }
-                Some(revision) if revision.istiod_version.is_some() => {
-                    format!("istiod in {ns} (revision {})", revision.name)
-                }
-                _ => String::new(),
-            },
-        };
+        let source = source_of(options, overridden.as_ref(), &revisions, &default_revision);
         if overridden.is_none()
             && revisions
                 .values()
@@ -266,7 +132,6 @@ impl ControlPlane {
                 namespace: ns.to_string(),
             });
         }
-
         Ok(ControlPlane {
             revisions,
             default_revision,
@@ -328,6 +193,210 @@ impl ControlPlane {
             passed: problems.is_empty(),
             problems,
         }
+    }
+}
+
+/// The revisions that exist: announced by istiod Deployments, istiod pods and injector
+/// ConfigMaps in `ns`; with each its istiod Deployment's image.
+fn find_revisions<'a>(
+    inventory: &'a Inventory,
+    ns: &str,
+) -> (BTreeMap<String, Revision>, Found<'a>) {
+    let mut revisions: BTreeMap<String, Revision> = BTreeMap::new();
+    let mut deployments: Vec<_> = inventory
+        .workloads
+        .values()
+        .filter(|w| {
+            &*w.kind == "Deployment"
+                && &*w.namespace == ns
+                && (w.app.as_deref() == Some("istiod") || w.discovery_image.is_some())
+        })
+        .collect();
+    deployments.sort_by(|a, b| a.name.cmp(&b.name));
+    for deployment in deployments {
+        let name = revision_of(deployment.revision.as_deref());
+        let revision = revisions
+            .entry(name.clone())
+            .or_insert_with(|| Revision::new(&name));
+        if revision.istiod_image.is_none() {
+            revision.istiod_image = deployment.discovery_image.as_deref().map(str::to_string);
+        }
+    }
+
+    let mut pods: Vec<_> = inventory
+        .istiod_pods
+        .iter()
+        .filter(|p| p.namespace == ns && !p.terminating)
+        .collect();
+    pods.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut by_revision: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    for pod in pods {
+        by_revision
+            .entry(revision_of(pod.revision.as_deref()))
+            .or_default()
+            .push(pod);
+    }
+
+    let mut injectors: Vec<_> = inventory
+        .injectors
+        .iter()
+        .filter(|c| c.namespace == ns)
+        .collect();
+    injectors.sort_by(|a, b| a.name.cmp(&b.name));
+    let named = by_revision
+        .keys()
+        .cloned()
+        .chain(injectors.iter().map(|c| revision_of(c.revision.as_deref())));
+    for name in named.collect::<Vec<_>>() {
+        revisions
+            .entry(name.clone())
+            .or_insert_with(|| Revision::new(&name));
+    }
+    let found = Found {
+        pods: by_revision,
+        injectors,
+    };
+    (revisions, found)
+}
+
+/// istiod: every pod Running and Ready, and one version among them.
+fn check_istiod(revision: &mut Revision, pods: &[&IstiodPod], ns: &str) {
+    if pods.is_empty() {
+        revision
+            .problems
+            .push(format!("revision {}: no istiod pod in {ns}", revision.name));
+    }
+    let mut versions: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for pod in pods {
+        if pod.phase != PodPhase::Running || !pod.ready {
+            revision.problems.push(format!(
+                "revision {}: istiod pod {ns}/{} is not Running and Ready",
+                revision.name, pod.name
+            ));
+        }
+        let version = pod
+            .image
+            .as_deref()
+            .and_then(|i| ImageRef::parse(i).ok())
+            .and_then(|i| i.version())
+            .map(|v| v.version.to_string())
+            .unwrap_or_else(|| pod.image.clone().unwrap_or_else(|| "no image".into()));
+        versions.entry(version).or_default().push(&pod.name);
+    }
+    if versions.len() > 1 {
+        let listed: Vec<String> = versions
+            .iter()
+            .map(|(v, pods)| format!("{v} ({})", pods.join(", ")))
+            .collect();
+        revision.problems.push(format!(
+            "revision {}: istiod pods run different versions: {}",
+            revision.name,
+            listed.join("; ")
+        ));
+    } else if let Some(version) = versions.keys().next() {
+        revision.istiod_version = parse_version(version);
+    }
+    if revision.istiod_version.is_none() {
+        revision.istiod_version = revision
+            .istiod_image
+            .as_deref()
+            .and_then(|i| ImageRef::parse(i).ok())
+            .and_then(|i| i.version())
+            .map(|v| v.version);
+    }
+}
+
+/// The injector: what a restarted pod will get.
+fn read_injector(revision: &mut Revision, injector: Option<&InjectorConfigMap>, ns: &str) {
+    match injector {
+        None => revision.problems.push(format!(
+            "revision {}: no injector ConfigMap {}",
+            revision.name,
+            injector_name(&revision.name)
+        )),
+        Some(config) => match injector_image(config.values.as_deref()) {
+            Ok(image) => revision.injector_image = Some(image),
+            Err(why) => revision.problems.push(format!(
+                "revision {}: ConfigMap {ns}/{}: {why}",
+                revision.name, config.name
+            )),
+        },
+    }
+}
+
+/// What the revision's pods are compared with: the override, else the injector's image (its
+/// version when it has one, else the whole reference), else, without an injector image, the
+/// version istiod runs.
+fn expected_of(revision: &Revision, overridden: Option<&Expected>) -> Expected {
+    if let Some(expected) = overridden {
+        return expected.clone();
+    }
+    match &revision.injector_image {
+        Some(image) => Expected {
+            version: revision.injected_version(),
+            image: Some(image.clone()),
+        },
+        None => Expected {
+            version: revision.istiod_version.clone(),
+            image: None,
+        },
+    }
+}
+
+/// The injector must inject the version istiod runs (or the one asked for), and that must be
+/// confirmed: an injector image without a version (a tag such as `1.24`, a digest alone) says
+/// nothing about what it injects. Only an override naming that very image confirms it.
+fn check_injected_version(revision: &mut Revision, overridden: Option<&Expected>) {
+    let Some(image) = &revision.injector_image else {
+        return;
+    };
+    let wanted = match overridden {
+        Some(expected) => expected.version.clone(),
+        None => revision.istiod_version.clone(),
+    };
+    let whom = if overridden.is_some() {
+        "the expected version"
+    } else {
+        "istiod"
+    };
+    let problem = match (revision.injected_version(), &wanted) {
+        (Some(injected), Some(wanted)) if &injected != wanted => Some(format!(
+            "the injector injects {injected} but {whom} is {wanted}"
+        )),
+        (Some(_), _) => None,
+        (None, _) if overridden.and_then(|e| e.image.as_ref()) == Some(image) => None,
+        (None, _) => Some(format!(
+            "the injector's image {image} names no version, so the version it injects cannot \
+             be confirmed (give global.tag a full version such as 1.24.1)"
+        )),
+    };
+    if let Some(problem) = problem {
+        revision
+            .problems
+            .push(format!("revision {}: {problem}", revision.name));
+    }
+}
+
+/// Where the expected version came from, for the report.
+fn source_of(
+    options: &Options,
+    overridden: Option<&Expected>,
+    revisions: &BTreeMap<String, Revision>,
+    default_revision: &Option<String>,
+) -> String {
+    let ns = &options.istio_namespace;
+    match (overridden, options.expected_image.is_some()) {
+        (Some(_), true) => "--expected-image".to_string(),
+        (Some(_), false) => "--expected-version".to_string(),
+        (None, _) => match default_revision.as_ref().and_then(|r| revisions.get(r)) {
+            Some(revision) if revision.injector_image.is_some() => {
+                format!("ConfigMap {ns}/{}", injector_name(&revision.name))
+            }
+            Some(revision) if revision.istiod_version.is_some() => {
+                format!("istiod in {ns} (revision {})", revision.name)
+            }
+            _ => String::new(),
+        },
     }
 }
 
@@ -469,6 +538,30 @@ mod tests {
         inventory
     }
 
+    const DIGEST_ONLY: &str = "docker.io/istio/proxyv2@sha256:0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn an_injector_image_without_a_version_is_compared_whole() {
+        let inv = inventory(
+            vec![istiod_pod("istiod-a", None, "1.24.1", true)],
+            vec![InjectorConfigMap {
+                values: Some(format!(
+                    r#"{{"global":{{"proxy":{{"image":"{DIGEST_ONLY}"}}}}}}"#
+                )),
+                ..injector(None, "")
+            }],
+        );
+        let cp = ControlPlane::resolve(&inv, &options()).unwrap();
+        let expected = cp.expected_for(None).unwrap();
+        assert_eq!(expected.version, None);
+        assert_eq!(expected.image.as_ref().unwrap().to_string(), DIGEST_ONLY);
+        // An override naming that very image confirms what the injector injects.
+        let mut opts = options();
+        opts.expected_image = Some(DIGEST_ONLY.into());
+        let cp = ControlPlane::resolve(&inv, &opts).unwrap();
+        assert!(cp.gate().passed, "{:?}", cp.gate());
+    }
+
     fn options() -> Options {
         Options {
             istio_namespace: "istio-system".into(),
@@ -532,6 +625,29 @@ mod tests {
                 vec![],
                 vec![injector(None, "1.24.1")],
                 "no istiod pod in istio-system",
+            ),
+            (
+                vec![istiod_pod("istiod-a", None, "1.24.1", true)],
+                vec![injector(None, "1.24")],
+                "the injector's image docker.io/istio/proxyv2:1.24 names no version",
+            ),
+            (
+                vec![istiod_pod("istiod-a", None, "1.24.1", true)],
+                vec![InjectorConfigMap {
+                    values: Some(r#"{"global":{"hub":"docker.io/istio","tag":1.24}}"#.into()),
+                    ..injector(None, "")
+                }],
+                "docker.io/istio/proxyv2:1.24 names no version",
+            ),
+            (
+                vec![istiod_pod("istiod-a", None, "1.24.1", true)],
+                vec![InjectorConfigMap {
+                    values: Some(format!(
+                        r#"{{"global":{{"proxy":{{"image":"{DIGEST_ONLY}"}}}}}}"#
+                    )),
+                    ..injector(None, "")
+                }],
+                "names no version, so the version it injects cannot be confirmed",
             ),
         ];
         for (pods, injectors, problem) in cases {

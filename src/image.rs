@@ -9,8 +9,8 @@ use std::fmt;
 /// A parsed image reference.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ImageRef {
-    /// `registry[:port]`, present when the first component looks like a host
-    /// (it has a `.` or a `:`, or is `localhost`).
+    /// `registry[:port]`, present when the first component looks like a host (it has a `.`, a
+    /// `:` or an upper-case letter, or is `localhost`: Docker's rule).
     pub registry: Option<String>,
     /// The repository path below the registry, `path/name`.
     pub repository: String,
@@ -70,9 +70,7 @@ impl ImageRef {
         };
 
         let (registry, repository) = match name.split_once('/') {
-            Some((first, rest))
-                if first.contains('.') || first.contains(':') || first == "localhost" =>
-            {
+            Some((first, rest)) if is_registry(first) => {
                 validate_registry(first).map_err(fail)?;
                 (Some(first.to_string()), rest)
             }
@@ -153,27 +151,64 @@ fn validate_tag(tag: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Docker's rule (distribution/reference): the first path component is a registry when it is
+/// `localhost`, or has a `.` or a `:` (a domain, a port, an IPv6 address), or an upper-case
+/// letter (a repository never has one).
+fn is_registry(first: &str) -> bool {
+    first == "localhost"
+        || first.contains(['.', ':'])
+        || first.bytes().any(|b| b.is_ascii_uppercase())
+}
+
+/// `host[:port]`: a domain of dot-separated labels (letters, digits, inner `-`), or an IPv6
+/// address in brackets (`[fd00::1]`); the port a number.
 fn validate_registry(registry: &str) -> Result<(), &'static str> {
-    let (host, port) = match registry.rsplit_once(':') {
-        // `[::1]:5000` style hosts are rare for images; keep the check on the last colon.
-        Some((host, port)) if !host.ends_with(']') || port.bytes().all(|b| b.is_ascii_digit()) => {
-            (host, Some(port))
+    let port = match registry.strip_prefix('[') {
+        Some(address) => validate_ipv6(address)?,
+        None => {
+            let (host, port) = match registry.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (registry, None),
+            };
+            let label_ok = |label: &str| {
+                !label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            };
+            if !host.split('.').all(label_ok) {
+                return Err(
+                    "a registry host is dot-separated labels of letters, digits and inner '-'",
+                );
+            }
+            port
         }
-        _ => (registry, None),
     };
-    if host.is_empty()
-        || !host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-[]:".contains(&b))
-    {
-        return Err("registry host may hold only letters, digits, '.' and '-'");
-    }
     if let Some(port) = port
         && (port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()))
     {
         return Err("registry port must be a number");
     }
     Ok(())
+}
+
+/// `fd00::1]` or `fd00::1]:5000` (after the `[`); the port, if any.
+fn validate_ipv6(address: &str) -> Result<Option<&str>, &'static str> {
+    let (inside, after) = address
+        .split_once(']')
+        .ok_or("an IPv6 registry address needs its closing ']'")?;
+    if inside.is_empty() || !inside.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
+        return Err("an IPv6 registry address may hold only hexadecimal digits and ':'");
+    }
+    match after {
+        "" => Ok(None),
+        _ => after
+            .strip_prefix(':')
+            .map(Some)
+            .ok_or("an IPv6 registry address may be followed only by :port"),
+    }
 }
 
 fn validate_repository(repository: &str) -> Result<(), &'static str> {
@@ -347,6 +382,27 @@ mod tests {
                 Some("sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
             ),
             (
+                "[fd00::1]/istio/proxyv2:1.24.1",
+                Some("[fd00::1]"),
+                "istio/proxyv2",
+                Some("1.24.1"),
+                None,
+            ),
+            (
+                "[fd00:1::2]:5000/istio/proxyv2",
+                Some("[fd00:1::2]:5000"),
+                "istio/proxyv2",
+                None,
+                None,
+            ),
+            (
+                "MirrorHost/istio/proxyv2:1.24.1",
+                Some("MirrorHost"),
+                "istio/proxyv2",
+                Some("1.24.1"),
+                None,
+            ),
+            (
                 "gcr.io/istio-release/proxyv2:1.23.2@sha256:0123456789abcdef0123456789abcdef",
                 Some("gcr.io"),
                 "istio-release/proxyv2",
@@ -380,6 +436,13 @@ mod tests {
             "istio/proxy v2:1.0.0",
             "/proxyv2",
             "proxyv2/",
+            "[fd00::1/istio/proxyv2",
+            "[fd00::zz]/istio/proxyv2",
+            "[fd00::1]x/istio/proxyv2",
+            "[]/istio/proxyv2",
+            "-bad.io/istio/proxyv2",
+            "bad..io/istio/proxyv2",
+            "Mirror_Host/istio/proxyv2",
         ] {
             let error = ImageRef::parse(text).expect_err(text);
             assert!(!error.reason.is_empty());
@@ -502,7 +565,7 @@ mod tests {
         }
 
         #[test]
-        fn parsed_references_print_back_to_themselves(text in "[a-z0-9.:/@_-]{1,60}") {
+        fn parsed_references_print_back_to_themselves(text in "[a-zA-Z0-9.:/@_\\[\\]-]{1,60}") {
             if let Ok(image) = ImageRef::parse(&text) {
                 prop_assert_eq!(image.to_string(), text.clone());
                 prop_assert_eq!(ImageRef::parse(&image.to_string()).unwrap(), image);
@@ -511,7 +574,12 @@ mod tests {
 
         #[test]
         fn generated_references_round_trip(
-            registry in proptest::option::of("[a-z][a-z0-9-]{0,10}\\.[a-z]{2,5}(:[0-9]{1,5})?"),
+            registry in proptest::option::of(prop_oneof![
+                "[a-z][a-z0-9-]{0,10}[a-z0-9]\\.[a-z]{2,5}(:[0-9]{1,5})?",
+                "[A-Z][A-Za-z0-9]{0,10}(:[0-9]{1,5})?",
+                "\\[[0-9a-f]{1,4}(:[0-9a-f]{0,4}){1,7}\\](:[0-9]{1,5})?",
+                "localhost(:[0-9]{1,5})?",
+            ]),
             path in "[a-z0-9]{1,8}(/[a-z0-9]([a-z0-9._-]{0,6}[a-z0-9])?){0,3}",
             tag in proptest::option::of("[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}"),
             digest in proptest::option::of("sha256:[0-9a-f]{64}"),

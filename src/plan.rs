@@ -160,6 +160,7 @@ struct Group {
     pods: Vec<usize>,
     target: String,
     manual_reason: Option<(String, &'static str)>,
+    module_label: bool,
 }
 
 /// Why a workload is left to a person, and the runbook that says what to do.
@@ -298,6 +299,7 @@ fn add_to_group(
             Err(_) => String::new(),
         },
         manual_reason: None,
+        module_label: workload.module_label,
     });
     group.pods.push(pod_index);
     if group.manual_reason.is_some() {
@@ -382,7 +384,7 @@ fn plan_workload(
 ) {
     let record = inventory.workload(&kind, &namespace, &name);
     let entry = |group: &Group, pods: &mut [PodPlan], decided: Result<Action, Manual>| {
-        let phase = phase_of(inventory, record, &namespace, &kind, &name);
+        let phase = phase_of(&namespace, group.module_label);
         workload_plan(
             (&namespace, &kind, &name),
             phase,
@@ -403,6 +405,7 @@ fn plan_workload(
                 pods: held,
                 target: group.target.clone(),
                 manual_reason: None,
+                module_label: group.module_label,
             };
             let reason = format!(
                 "StatefulSet {namespace}/{name} has partition {partition}: a restart renews only \
@@ -435,22 +438,10 @@ fn rolling_partition(record: &WorkloadRecord) -> Option<i64> {
     record.partition.filter(|&p| rolling && p > 0)
 }
 
-fn phase_of(
-    inventory: &Inventory,
-    record: Option<&WorkloadRecord>,
-    namespace: &Arc<str>,
-    kind: &str,
-    name: &Arc<str>,
-) -> Phase {
-    let module_label = match record {
-        Some(r) => r.module_label,
-        None if kind == "Pod" => inventory
-            .proxy_pods
-            .iter()
-            .any(|p| p.namespace == *namespace && p.name == *name && p.module_label),
-        None => false,
-    };
-    if KYMA_NAMESPACES.contains(&&**namespace) || module_label {
+/// Kyma's own namespaces, and workloads of a Kyma module (the label on the workload or, for a
+/// bare pod, on the pod), go first.
+fn phase_of(namespace: &str, module_label: bool) -> Phase {
+    if KYMA_NAMESPACES.contains(&namespace) || module_label {
         Phase::Kyma
     } else {
         Phase::Customer

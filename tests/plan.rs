@@ -465,3 +465,258 @@ fn odd_images_and_owners_get_reasoned_verdicts() {
         "the 5000-character name is planned like any other"
     );
 }
+
+/// A snapshot of `items` behind a healthy 1.24.1 control plane, in a temporary directory.
+fn snapshot_of(items: Vec<Value>) -> (tempfile::TempDir, PathBuf) {
+    let mut all = vec![
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "istio-sidecar-injector", "namespace": "istio-system"},
+            "data": {"values": r#"{"global":{"hub":"docker.io/istio","tag":"1.24.1"}}"#}}),
+        serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "istiod-1", "namespace": "istio-system", "labels": {"app": "istiod"}},
+            "spec": {"containers": [{"name": "discovery", "image": "docker.io/istio/pilot:1.24.1"}]},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}),
+    ];
+    all.extend(items);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("snapshot.json");
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": all});
+    std::fs::write(&path, serde_json::to_vec_pretty(&list).unwrap()).unwrap();
+    (dir, path)
+}
+
+/// A Running, Ready pod with a 1.23.2 proxy, and labels or annotations as `metadata` says.
+fn stale_pod(namespace: &str, name: &str, image: &str, metadata: Value) -> Value {
+    let mut pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"containers": [{"name": "istio-proxy", "image": image}]},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}});
+    if let Value::Object(extra) = metadata {
+        for (key, value) in extra {
+            pod["metadata"][key] = value;
+        }
+    }
+    pod
+}
+
+const STALE: &str = "docker.io/istio/proxyv2:1.23.2";
+const SKIP: &str = "istio-proxy-reset.kyma-project.io/skip";
+
+#[test]
+fn objects_listed_twice_are_refused() {
+    let namespace = |labels: Value| {
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "quiet", "labels": labels}})
+    };
+    let deployment = |paused: bool| {
+        serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop"}, "spec": {"paused": paused}})
+    };
+    let cases = [
+        (
+            vec![
+                namespace(serde_json::json!({SKIP: "true"})),
+                namespace(serde_json::json!({})),
+            ],
+            "Namespace quiet (again at ",
+        ),
+        (
+            vec![deployment(true), deployment(false)],
+            "Deployment shop/web (again at ",
+        ),
+    ];
+    for (items, named) in cases {
+        let (_dir, path) = snapshot_of(items);
+        let output = run(&[
+            "plan",
+            "--snapshot",
+            path.to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(named) && stderr.contains("listed twice"),
+            "{stderr}"
+        );
+        assert!(output.stdout.is_empty());
+    }
+}
+
+#[test]
+fn any_skip_value_but_false_keeps_a_pod_out_and_odd_ones_are_named() {
+    let (_dir, path) = snapshot_of(vec![
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "quiet", "labels": {SKIP: "True"}}}),
+        stale_pod("quiet", "q-1", STALE, serde_json::json!({})),
+        stale_pod(
+            "shop",
+            "yes-1",
+            STALE,
+            serde_json::json!({"annotations": {SKIP: "yes"}}),
+        ),
+        stale_pod(
+            "shop",
+            "spaced-1",
+            STALE,
+            serde_json::json!({"labels": {SKIP: " true"}}),
+        ),
+        stale_pod(
+            "shop",
+            "exact-1",
+            STALE,
+            serde_json::json!({"labels": {SKIP: "true"}}),
+        ),
+        stale_pod(
+            "shop",
+            "no-1",
+            STALE,
+            serde_json::json!({"labels": {SKIP: "False"}}),
+        ),
+    ]);
+    let output = run(&[
+        "plan",
+        "--snapshot",
+        path.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let verdict = |name: &str| {
+        report["pods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["verdict"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("{name} not in {report}"))
+    };
+    for name in ["q-1", "yes-1", "spaced-1", "exact-1"] {
+        assert_eq!(verdict(name), "excluded", "{name}");
+    }
+    assert_eq!(verdict("no-1"), "outdated");
+    for named in [
+        "Namespace quiet: the label",
+        "Pod shop/yes-1: the annotation",
+        "Pod shop/spaced-1: the label",
+        "Pod shop/no-1: the label",
+    ] {
+        assert!(stderr.contains(named), "wanted {named:?} in {stderr}");
+    }
+    assert!(!stderr.contains("exact-1"), "{stderr}");
+}
+
+#[test]
+fn an_injector_image_without_a_version_fails_the_gate() {
+    let (_dir, path) = snapshot_of(vec![stale_pod(
+        "shop",
+        "web-1",
+        STALE,
+        serde_json::json!({}),
+    )]);
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(r#"\"tag\":\"1.24.1\""#, r#"\"tag\":1.24"#);
+    std::fs::write(&path, text).unwrap();
+    let report = plan_file_json(path.to_str().unwrap(), &[]);
+    assert_eq!(report["controlPlane"]["gate"]["passed"], false, "{report}");
+    let problems = report["controlPlane"]["gate"]["problems"].to_string();
+    assert!(
+        problems.contains("docker.io/istio/proxyv2:1.24 names no version"),
+        "{problems}"
+    );
+}
+
+#[test]
+fn proxies_behind_any_valid_registry_are_compared() {
+    let (_dir, path) = snapshot_of(vec![
+        stale_pod(
+            "shop",
+            "ipv6-1",
+            "[fd00::1]/istio/proxyv2:1.24.1",
+            serde_json::json!({}),
+        ),
+        stale_pod(
+            "shop",
+            "upper-1",
+            "MirrorHost/istio/proxyv2:1.24.1",
+            serde_json::json!({}),
+        ),
+    ]);
+    let report = plan_file_json(path.to_str().unwrap(), &[]);
+    assert_eq!(report["summary"]["upToDate"], 2, "{report}");
+    assert!(report["workloads"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn namespace_options_take_only_namespace_names() {
+    for (option, name) in [
+        ("--namespace", "Shop"),
+        ("--namespace", "shop_1"),
+        ("--exclude-namespace", "-shop"),
+        ("--exclude-namespace", ""),
+    ] {
+        let output = run(&["plan", "--snapshot", EXAMPLE, &format!("{option}={name}")]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{option} {name:?}: {stderr}");
+        assert!(stderr.contains("not a namespace name"), "{stderr}");
+    }
+    let output = run(&[
+        "plan",
+        "--snapshot",
+        EXAMPLE,
+        "--format",
+        "json",
+        "--namespace",
+        "shop",
+        "--namespace",
+        "shpo",
+        "--exclude-namespace",
+        "paymnts",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("--namespace shpo: the inventory has no such namespace"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--exclude-namespace paymnts"), "{stderr}");
+    assert!(!stderr.contains("--namespace shop:"), "{stderr}");
+    // Space after a comma in a variable is not part of a name.
+    let output = binary()
+        .args(["plan", "--snapshot", EXAMPLE, "--format", "json"])
+        .env("ISTIO_PROXY_RESET_EXCLUDE_NAMESPACE", "shop, monitoring")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("no such namespace"), "{stderr}");
+}
+
+#[test]
+fn a_parse_error_is_placed_in_the_file() {
+    let (_dir, path) = snapshot_of(vec![stale_pod(
+        "shop",
+        "web-1",
+        STALE,
+        serde_json::json!({}),
+    )]);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let broken = text.replace(&format!("\"{STALE}\""), "42");
+    std::fs::write(&path, &broken).unwrap();
+    let at = broken.find(": 42").unwrap() + ": 42".len();
+    let line = broken[..at].matches('\n').count() + 1;
+    let column = at - broken[..at].rfind('\n').map_or(0, |n| n + 1);
+    let output = run(&["plan", "--snapshot", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "invalid type: integer `42`, expected a string at line {line} column {column}"
+        )),
+        "wanted line {line} column {column} in {stderr}"
+    );
+}

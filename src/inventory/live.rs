@@ -73,13 +73,23 @@ pub struct Scope {
 }
 
 impl Scope {
-    /// `None` lists cluster-wide; else one list per namespace.
+    /// `None` lists cluster-wide; else one list per namespace (each once, however often named).
     fn namespaces(&self) -> Vec<Option<&str>> {
         if self.namespaces.is_empty() {
             vec![None]
         } else {
-            self.namespaces.iter().map(|n| Some(n.as_str())).collect()
+            self.named().into_iter().map(Some).collect()
         }
+    }
+
+    /// The namespaces `--namespace` names, each once, in the order given.
+    fn named(&self) -> Vec<&str> {
+        let mut seen = std::collections::HashSet::new();
+        self.namespaces
+            .iter()
+            .map(String::as_str)
+            .filter(|n| seen.insert(*n))
+            .collect()
     }
 
     fn covers_istio(&self) -> bool {
@@ -112,7 +122,10 @@ async fn read_owners(
     scope: &Scope,
     on_page: OnPage<'_>,
 ) -> Result<InventoryBuilder> {
-    let mut lists: Vec<(&Listed, Option<&str>, Option<&str>)> = vec![(&NAMESPACES, None, None)];
+    let mut lists: Vec<(&Listed, Option<&str>, Option<&str>)> = Vec::new();
+    if scope.namespaces.is_empty() {
+        lists.push((&NAMESPACES, None, None));
+    }
     for resource in &WORKLOADS {
         for namespace in scope.namespaces() {
             lists.push((resource, namespace, None));
@@ -128,10 +141,20 @@ async fn read_owners(
     }
     lists.push((&CONFIGMAPS, Some(&scope.istio_namespace), None));
     let owners = RefCell::new(InventoryBuilder::new());
-    futures::future::try_join_all(lists.into_iter().map(|(resource, namespace, selector)| {
-        collect(client, resource, namespace, selector, &owners, on_page)
-    }))
-    .await?;
+    let named = async {
+        for name in scope.named() {
+            if let Some(namespace) = get_namespace(client, name).await? {
+                on_page(NAMESPACES.kind, 1);
+                add(&mut owners.borrow_mut(), namespace)?;
+            }
+        }
+        Ok(())
+    };
+    let listed =
+        futures::future::try_join_all(lists.into_iter().map(|(resource, namespace, selector)| {
+            collect(client, resource, namespace, selector, &owners, on_page)
+        }));
+    futures::try_join!(named, listed)?;
 
     if owners.borrow().names_a_rollout() {
         for namespace in scope.namespaces() {
@@ -172,6 +195,41 @@ async fn read_all_pods(
         .await?;
     }
     Ok(())
+}
+
+/// One Namespace by name, or `None` when there is none: `--namespace` reads only the Namespaces
+/// it names, so that it needs no right to list every Namespace of the cluster (a namespace-scoped
+/// operator's dry run). A missing one is warned about once the plan is made.
+async fn get_namespace_json(client: &Client, name: &str) -> Result<Option<String>> {
+    let what = format!("reading Namespace {name}");
+    let text = crate::cluster::retry(&what, || async {
+        let request = kube::core::Request::new(NAMESPACES.path(None))
+            .get(name, &kube::api::GetParams::default())
+            .map_err(kube::Error::BuildRequest)?;
+        client.request_text(request).await
+    })
+    .await;
+    match text {
+        Ok(text) => Ok(Some(text)),
+        Err(source) if crate::cluster::status_code(&source) == Some(404) => Ok(None),
+        Err(source) => Err(crate::Error::Kube {
+            action: what,
+            source,
+        }),
+    }
+}
+
+async fn get_namespace(client: &Client, name: &str) -> Result<Option<Object>> {
+    let Some(text) = get_namespace_json(client, name).await? else {
+        return Ok(None);
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| crate::Error::InvalidObject {
+            object: format!("Namespace {name}"),
+            field: "(the response)".into(),
+            problem: e.to_string(),
+        })
 }
 
 fn add(builder: &mut InventoryBuilder, object: Object) -> Result<()> {
@@ -267,7 +325,24 @@ pub async fn write_snapshot(
     out.write_all(b"{\"apiVersion\":\"v1\",\"kind\":\"List\",\"metadata\":{\"resourceVersion\":\"\"},\"items\":[")
         .map_err(io)?;
     let mut written = 0usize;
-    let mut lists: Vec<(Listed, Option<String>, Option<&str>)> = vec![(NAMESPACES, None, None)];
+    for name in scope.named() {
+        let Some(text) = get_namespace_json(client, name).await? else {
+            continue;
+        };
+        let mut item: serde_json::Value = serde_json::from_str(&text)?;
+        if let Some(meta) = item["metadata"].as_object_mut() {
+            meta.remove("managedFields");
+        }
+        let separator: &[u8] = if written == 0 { b"\n" } else { b",\n" };
+        out.write_all(separator)
+            .and_then(|_| out.write_all(&serde_json::to_vec(&item)?))
+            .map_err(io)?;
+        written += 1;
+    }
+    let mut lists: Vec<(Listed, Option<String>, Option<&str>)> = Vec::new();
+    if scope.namespaces.is_empty() {
+        lists.push((NAMESPACES, None, None));
+    }
     for resource in WORKLOADS.iter().chain([&ROLLOUTS, &PODS]) {
         for namespace in scope.namespaces() {
             lists.push((*resource, namespace.map(str::to_string), None));

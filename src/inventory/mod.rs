@@ -221,6 +221,9 @@ pub struct Inventory {
     pub namespaces: HashMap<String, NamespaceRecord>,
     pub istiod_pods: Vec<IstiodPod>,
     pub injectors: Vec<InjectorConfigMap>,
+    /// Objects (pods and owners) with two controller references, naming both. Rare, so kept
+    /// aside rather than in every record.
+    pub controller_conflicts: HashMap<ObjectKey, Box<str>>,
     /// Kinds seen and not used, with counts, for the debug log.
     pub ignored_kinds: BTreeMap<String, usize>,
 }
@@ -323,82 +326,164 @@ impl InventoryBuilder {
             }
             (_, false) => String::new(),
         };
-        match (kind.as_str(), body) {
+        let added = match (kind.as_str(), body) {
             ("Pod", Body::Pod { spec, status }) => {
-                self.add_pod(namespace, name, metadata, spec, status)
+                return self.add_pod(namespace, name, metadata, spec, status, &origin);
             }
-            (_, Body::Workload { spec, status }) => {
-                let discovery_image = spec
-                    .template
-                    .as_ref()
-                    .and_then(|t| t.spec.containers.iter().find(|c| c.name == "discovery"))
-                    .and_then(|c| c.image.clone());
-                let record = WorkloadRecord {
-                    api_version: self.intern(&api_version),
-                    kind: self.intern(&kind),
-                    namespace: self.intern(&namespace),
-                    // Interned: the same name is its pods' or ReplicaSets' owner reference
-                    // (when the same builder read them, as a snapshot does).
-                    name: self.intern(&name),
-                    controller: metadata.controller().map(|o| self.owner_ref(o)),
-                    skip: carries_skip(&metadata),
-                    module_label: metadata.labels.get(MODULE_LABEL).is_some(),
-                    paused: spec.paused.unwrap_or(false),
-                    partition: spec
-                        .update_strategy
-                        .as_ref()
-                        .and_then(|s| s.rolling_update.as_ref())
-                        .and_then(|r| r.partition),
-                    update_strategy: spec
-                        .update_strategy
-                        .and_then(|s| s.type_)
-                        .map(|s| self.intern(&s)),
-                    parallel_pods: spec.pod_management_policy.as_deref() == Some("Parallel"),
-                    paused_by_controller: !status.pause_conditions.is_empty()
-                        || status.controller_pause == Some(true),
-                    available_replicas: status.available_replicas,
-                    annotations: metadata.annotations.0.into_boxed_slice(),
-                    discovery_image: discovery_image.map(String::into_boxed_str),
-                    app: metadata.labels.get("app").map(|a| self.intern(a)),
-                    revision: metadata.labels.get(REVISION_LABEL).map(|r| self.intern(r)),
-                    replicas: spec.replicas,
-                    ready_replicas: status.ready_replicas,
-                };
-                let key = ObjectKey {
-                    kind: record.kind.clone(),
-                    namespace: record.namespace.clone(),
-                    name: record.name.clone(),
-                };
-                self.inventory.workloads.insert(key, Box::new(record));
-                Ok(())
-            }
-            ("Namespace", _) => {
-                self.inventory.namespaces.insert(
-                    name,
-                    NamespaceRecord {
-                        skip: carries_skip(&metadata),
-                        revision: metadata.labels.get(REVISION_LABEL).map(str::to_string),
-                    },
-                );
-                Ok(())
-            }
+            (_, Body::Workload { spec, status }) => self.add_workload(
+                api_version,
+                &kind,
+                &namespace,
+                &name,
+                metadata,
+                spec,
+                status,
+            ),
+            ("Namespace", _) => self.add_namespace(&name, &metadata),
             ("ConfigMap", Body::ConfigMap { data }) => {
-                if let Some(revision) = name.strip_prefix("istio-sidecar-injector") {
-                    let revision = revision.strip_prefix('-').map(str::to_string);
-                    self.inventory.injectors.push(InjectorConfigMap {
-                        namespace,
-                        name,
-                        revision,
-                        values: data.values,
-                    });
-                }
-                Ok(())
+                self.add_injector(namespace.clone(), name.clone(), data)
             }
             (_, _) => {
                 *self.inventory.ignored_kinds.entry(kind).or_default() += 1;
-                Ok(())
+                return Ok(());
+            }
+        };
+        match added {
+            Added::New => Ok(()),
+            Added::Twice => Err(listed_twice(&kind, &namespace, &name, origin)),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)] // the parts of one object, taken apart once by `add`
+    fn add_workload(
+        &mut self,
+        api_version: String,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        metadata: Metadata,
+        spec: model::WorkloadSpec,
+        status: model::WorkloadStatus,
+    ) -> Added {
+        let discovery_image = spec
+            .template
+            .as_ref()
+            .and_then(|t| t.spec.containers.iter().find(|c| c.name == "discovery"))
+            .and_then(|c| c.image.clone());
+        let controller = self.controller_of(kind, namespace, name, &metadata);
+        let record = WorkloadRecord {
+            api_version: self.intern(&api_version),
+            kind: self.intern(kind),
+            namespace: self.intern(namespace),
+            // Interned: the same name is its pods' or ReplicaSets' owner reference
+            // (when the same builder read them, as a snapshot does).
+            name: self.intern(name),
+            controller,
+            skip: carries_skip(&metadata, kind, namespace, name),
+            module_label: metadata.labels.get(MODULE_LABEL).is_some(),
+            paused: spec.paused.unwrap_or(false),
+            partition: spec
+                .update_strategy
+                .as_ref()
+                .and_then(|s| s.rolling_update.as_ref())
+                .and_then(|r| r.partition),
+            update_strategy: spec
+                .update_strategy
+                .and_then(|s| s.type_)
+                .map(|s| self.intern(&s)),
+            parallel_pods: spec.pod_management_policy.as_deref() == Some("Parallel"),
+            paused_by_controller: !status.pause_conditions.is_empty()
+                || status.controller_pause == Some(true),
+            available_replicas: status.available_replicas,
+            annotations: metadata.annotations.0.into_boxed_slice(),
+            discovery_image: discovery_image.map(String::into_boxed_str),
+            app: metadata.labels.get("app").map(|a| self.intern(a)),
+            revision: metadata.labels.get(REVISION_LABEL).map(|r| self.intern(r)),
+            replicas: spec.replicas,
+            ready_replicas: status.ready_replicas,
+        };
+        let key = ObjectKey {
+            kind: record.kind.clone(),
+            namespace: record.namespace.clone(),
+            name: record.name.clone(),
+        };
+        match self.inventory.workloads.entry(key) {
+            std::collections::hash_map::Entry::Occupied(_) => Added::Twice,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(Box::new(record));
+                Added::New
             }
         }
+    }
+
+    fn add_namespace(&mut self, name: &str, metadata: &Metadata) -> Added {
+        if self.inventory.namespaces.contains_key(name) {
+            return Added::Twice;
+        }
+        let record = NamespaceRecord {
+            skip: carries_skip(metadata, "Namespace", "", name),
+            revision: metadata.labels.get(REVISION_LABEL).map(str::to_string),
+        };
+        self.inventory.namespaces.insert(name.to_string(), record);
+        Added::New
+    }
+
+    /// Keeps `istio-sidecar-injector[-<rev>]`; other ConfigMaps are not the rules' business.
+    fn add_injector(
+        &mut self,
+        namespace: String,
+        name: String,
+        data: model::InjectorData,
+    ) -> Added {
+        let Some(revision) = name.strip_prefix("istio-sidecar-injector") else {
+            return Added::New;
+        };
+        let revision = revision.strip_prefix('-').map(str::to_string);
+        let injectors = &mut self.inventory.injectors;
+        if injectors
+            .iter()
+            .any(|c| c.namespace == namespace && c.name == name)
+        {
+            return Added::Twice;
+        }
+        injectors.push(InjectorConfigMap {
+            namespace,
+            name,
+            revision,
+            values: data.values,
+        });
+        Added::New
+    }
+
+    /// The object's controller reference, interned. One that names two controllers (only one
+    /// can own it) is remembered, so that the owner walk stops there with the reason.
+    fn controller_of(
+        &mut self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        metadata: &Metadata,
+    ) -> Option<Arc<OwnerRef>> {
+        let mut controllers = metadata
+            .owner_references
+            .iter()
+            .filter(|o| o.controller == Some(true));
+        let first = controllers.next()?;
+        if let Some(second) = controllers.next() {
+            let key = ObjectKey {
+                kind: self.intern(kind),
+                namespace: self.intern(namespace),
+                name: Arc::from(name),
+            };
+            let both = format!(
+                "{} {} and {} {}",
+                first.kind, first.name, second.kind, second.name
+            );
+            self.inventory
+                .controller_conflicts
+                .insert(key, both.into_boxed_str());
+        }
+        Some(self.owner_ref(first))
     }
 
     fn add_pod(
@@ -408,16 +493,13 @@ impl InventoryBuilder {
         metadata: Metadata,
         spec: model::PodSpec,
         status: model::PodStatus,
+        origin: &dyn std::fmt::Display,
     ) -> Result<()> {
         let in_scope = self.in_scope(&namespace);
         let namespace = self.intern(&namespace);
         let seen = self.seen_keys.hash_one((namespace.as_ref(), name.as_str()));
         if !self.seen_pods.insert(seen) {
-            return Err(Error::InvalidObject {
-                object: format!("Pod {namespace}/{name}"),
-                field: "metadata.name".into(),
-                problem: "listed twice".into(),
-            });
+            return Err(listed_twice("Pod", &namespace, &name, origin));
         }
         self.seen_order.push(seen);
         if in_scope {
@@ -449,7 +531,8 @@ impl InventoryBuilder {
             return Ok(());
         };
         let proxy_image = proxy.image.as_deref().map(|i| self.intern(i));
-        let controller = metadata.controller().map(|o| self.owner_ref(o));
+        let controller = self.controller_of("Pod", &namespace, &name, &metadata);
+        let skip = carries_skip(&metadata, "Pod", &namespace, &name);
         self.inventory.proxy_pods.push(ProxyPod {
             namespace,
             name: Arc::from(name),
@@ -460,7 +543,7 @@ impl InventoryBuilder {
             controller,
             proxy_image,
             revision,
-            skip: carries_skip(&metadata),
+            skip,
             module_label: metadata.labels.get(MODULE_LABEL).is_some(),
             custom_proxy_image: metadata
                 .annotations
@@ -497,6 +580,9 @@ impl InventoryBuilder {
         self.inventory.workloads.extend(owners.workloads);
         self.inventory.namespaces.extend(owners.namespaces);
         self.inventory.injectors.extend(owners.injectors);
+        self.inventory
+            .controller_conflicts
+            .extend(owners.controller_conflicts);
         for (kind, count) in owners.ignored_kinds {
             *self.inventory.ignored_kinds.entry(kind).or_default() += count;
         }
@@ -534,10 +620,57 @@ impl InventoryBuilder {
     }
 }
 
-/// `true` when the label or the annotation says `"true"`.
-fn carries_skip(metadata: &Metadata) -> bool {
-    metadata.labels.get(SKIP_KEY) == Some("true")
-        || metadata.annotations.get(SKIP_KEY) == Some("true")
+/// Whether `add` kept a new object or met one it already holds.
+enum Added {
+    New,
+    Twice,
+}
+
+/// The error for an object listed twice: a merged or corrupted snapshot. Which copy is right
+/// cannot be told, and taking either silently could lose a skip mark or a pause.
+fn listed_twice(kind: &str, namespace: &str, name: &str, origin: impl std::fmt::Display) -> Error {
+    let object = if namespace.is_empty() {
+        format!("{kind} {name}")
+    } else {
+        format!("{kind} {namespace}/{name}")
+    };
+    Error::InvalidObject {
+        object: format!("{object} (again at {origin})"),
+        field: "metadata.name".into(),
+        problem: "listed twice; a snapshot lists each object once".into(),
+    }
+}
+
+/// DESIGN §2.4's opt-out, on the label or the annotation. An opt-out must never be lost, so any
+/// value but `false` (in any case, space around it aside) skips. A value other than `true` or
+/// `false` is logged, naming the object: its author should see how it was read.
+fn carries_skip(metadata: &Metadata, kind: &str, namespace: &str, name: &str) -> bool {
+    let mut skip = false;
+    for (place, value) in [
+        ("label", metadata.labels.get(SKIP_KEY)),
+        ("annotation", metadata.annotations.get(SKIP_KEY)),
+    ] {
+        let Some(value) = value else { continue };
+        let skips = skip_value_skips(value);
+        if value != "true" && value != "false" {
+            let object = if namespace.is_empty() {
+                format!("{kind} {name}")
+            } else {
+                format!("{kind} {namespace}/{name}")
+            };
+            tracing::warn!(
+                "{object}: the {place} {SKIP_KEY} is {value:?}, read as {}; write \"true\" or \"false\"",
+                if skips { "skip" } else { "do not skip" }
+            );
+        }
+        skip |= skips;
+    }
+    skip
+}
+
+/// The skip mark's value: anything but `false` skips.
+pub fn skip_value_skips(value: &str) -> bool {
+    !value.trim().eq_ignore_ascii_case("false")
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -624,6 +757,8 @@ pub struct ResolvedWorkload {
     pub found: bool,
     /// Some object of the chain carries the skip label or annotation.
     pub skip: bool,
+    /// The workload is labelled `kyma-project.io/module` (a bare pod: the pod is).
+    pub module_label: bool,
     /// Something odd about the chain (an owner that points nowhere, a cycle), for the report.
     pub problem: Option<String>,
 }
@@ -637,18 +772,37 @@ impl Inventory {
             .map(Box::as_ref)
     }
 
+    /// Both controllers, when the object names two.
+    fn controller_conflict(&self, kind: &str, namespace: &str, name: &str) -> Option<&str> {
+        if self.controller_conflicts.is_empty() {
+            return None;
+        }
+        self.controller_conflicts
+            .get(&(kind, namespace, name) as &dyn KeyView)
+            .map(Box::as_ref)
+    }
+
     /// DESIGN §2.5: walk controller references upward. An intermediate owner that is missing
-    /// ends the walk at it (named by the reference); so does a cycle.
+    /// ends the walk at it (named by the reference); so does a cycle, a chain deeper than
+    /// [`MAX_OWNER_DEPTH`], and an object with two controllers (which one owns it is unknown).
     pub fn resolve_workload(&self, pod: &ProxyPod) -> ResolvedWorkload {
-        let Some(first) = &pod.controller else {
+        let itself = || ResolvedWorkload {
+            kind: Arc::from("Pod"),
+            api_version: Arc::from("v1"),
+            name: pod.name.clone(),
+            found: true,
+            skip: false,
+            module_label: pod.module_label,
+            problem: None,
+        };
+        if let Some(both) = self.controller_conflict("Pod", &pod.namespace, &pod.name) {
             return ResolvedWorkload {
-                kind: Arc::from("Pod"),
-                api_version: Arc::from("v1"),
-                name: pod.name.clone(),
-                found: true,
-                skip: false,
-                problem: None,
+                problem: Some(two_controllers("pod", &pod.namespace, &pod.name, both)),
+                ..itself()
             };
+        }
+        let Some(first) = &pod.controller else {
+            return itself();
         };
         let mut current = first;
         let mut skip = false;
@@ -657,6 +811,16 @@ impl Inventory {
         visited[0] = (&current.kind, &current.name);
         let mut steps = 1;
         loop {
+            let ends_here =
+                |found: bool, skip: bool, module_label: bool, problem| ResolvedWorkload {
+                    kind: current.kind.clone(),
+                    api_version: current.api_version.clone(),
+                    name: current.name.clone(),
+                    found,
+                    skip,
+                    module_label,
+                    problem,
+                };
             let Some(record) = self.workload(&current.kind, &pod.namespace, &current.name) else {
                 let problem = is_known_kind(&current.kind).then(|| {
                     format!(
@@ -664,49 +828,46 @@ impl Inventory {
                         current.kind, pod.namespace, current.name
                     )
                 });
-                return ResolvedWorkload {
-                    kind: current.kind.clone(),
-                    api_version: current.api_version.clone(),
-                    name: current.name.clone(),
-                    found: false,
-                    skip,
-                    problem,
-                };
+                return ends_here(false, skip, false, problem);
             };
             skip |= record.skip;
+            let chain_problem = |why: String| {
+                let chain = format!("{} {}/{}", current.kind, pod.namespace, current.name);
+                Some(format!("the owner chain of {chain} {why}"))
+            };
+            if let Some(both) =
+                self.controller_conflict(&current.kind, &pod.namespace, &current.name)
+            {
+                let problem = two_controllers(&current.kind, &pod.namespace, &current.name, both);
+                return ends_here(true, skip, record.module_label, Some(problem));
+            }
             let Some(next) = &record.controller else {
-                return ResolvedWorkload {
-                    kind: current.kind.clone(),
-                    api_version: if record.api_version.is_empty() {
-                        current.api_version.clone()
-                    } else {
-                        record.api_version.clone()
-                    },
-                    name: current.name.clone(),
-                    found: true,
-                    skip,
-                    problem: None,
-                };
+                let mut top = ends_here(true, skip, record.module_label, None);
+                if !record.api_version.is_empty() {
+                    top.api_version = record.api_version.clone();
+                }
+                return top;
             };
             let step = (next.kind.as_ref(), next.name.as_ref());
-            if visited[..steps].contains(&step) || steps >= MAX_OWNER_DEPTH {
-                return ResolvedWorkload {
-                    kind: current.kind.clone(),
-                    api_version: current.api_version.clone(),
-                    name: current.name.clone(),
-                    found: true,
-                    skip,
-                    problem: Some(format!(
-                        "the owner chain of {} {}/{} loops back or is deeper than {MAX_OWNER_DEPTH}",
-                        current.kind, pod.namespace, current.name
-                    )),
-                };
+            if visited[..steps].contains(&step) {
+                let why = format!("loops back to {} {}", next.kind, next.name);
+                return ends_here(true, skip, record.module_label, chain_problem(why));
+            }
+            if steps >= MAX_OWNER_DEPTH {
+                let why = format!("is deeper than {MAX_OWNER_DEPTH} owners");
+                return ends_here(true, skip, record.module_label, chain_problem(why));
             }
             visited[steps] = step;
             steps += 1;
             current = next;
         }
     }
+}
+
+fn two_controllers(kind: &str, namespace: &str, name: &str, both: &str) -> String {
+    format!(
+        "{kind} {namespace}/{name} has two controller owner references ({both}): which one owns it is unclear"
+    )
 }
 
 /// Kinds the inventory lists, so a missing one is noteworthy (a custom resource is not).
@@ -963,6 +1124,177 @@ mod tests {
                 .workload("Deployment", "shop", "web-abc")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn any_skip_value_but_false_skips() {
+        let cases = [
+            ("true", true),
+            ("True", true),
+            (" true", true),
+            ("yes", true),
+            ("1", true),
+            ("", true),
+            ("false", false),
+            ("False", false),
+            (" FALSE ", false),
+        ];
+        for (value, skips) in cases {
+            for place in ["labels", "annotations"] {
+                let mut ns = serde_json::json!({"kind": "Namespace", "apiVersion": "v1",
+                    "metadata": {"name": "quiet"}});
+                ns["metadata"][place] = serde_json::json!({SKIP_KEY: value});
+                let mut pod = pod_json("a", Some(("ReplicaSet", "web-abc")));
+                pod["metadata"][place] = serde_json::json!({SKIP_KEY: value});
+                let mut rs = workload_json("ReplicaSet", "web-abc", None);
+                rs["metadata"][place] = serde_json::json!({SKIP_KEY: value});
+                let inventory = build(vec![ns, pod, rs]);
+                assert_eq!(
+                    inventory.namespaces["quiet"].skip, skips,
+                    "{place} {value:?}"
+                );
+                assert_eq!(inventory.proxy_pods[0].skip, skips, "{place} {value:?}");
+                let record = inventory.workload("ReplicaSet", "shop", "web-abc").unwrap();
+                assert_eq!(record.skip, skips, "{place} {value:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn objects_listed_twice_are_refused_naming_them() {
+        let namespace = |labels: serde_json::Value| {
+            serde_json::json!({"kind": "Namespace", "apiVersion": "v1",
+                "metadata": {"name": "shop", "labels": labels}})
+        };
+        let injector = serde_json::json!({"kind": "ConfigMap", "apiVersion": "v1",
+            "metadata": {"name": "istio-sidecar-injector", "namespace": "istio-system"},
+            "data": {"values": "{}"}});
+        let mut paused = workload_json("Deployment", "web", None);
+        paused["spec"] = serde_json::json!({"paused": true});
+        let cases = [
+            (
+                namespace(serde_json::json!({SKIP_KEY: "true"})),
+                namespace(serde_json::json!({})),
+                "Namespace shop (again at item 1)",
+            ),
+            (
+                injector.clone(),
+                injector,
+                "ConfigMap istio-system/istio-sidecar-injector (again at item 1)",
+            ),
+            (
+                paused,
+                workload_json("Deployment", "web", None),
+                "Deployment shop/web (again at item 1)",
+            ),
+            (
+                pod_json("a", None),
+                pod_json("a", None),
+                "Pod shop/a (again at item 1)",
+            ),
+        ];
+        for (first, second, named) in cases {
+            let mut builder = InventoryBuilder::new();
+            builder.add(object(first), "item 0").unwrap();
+            let error = builder.add(object(second), "item 1").unwrap_err();
+            assert!(error.to_string().contains(named), "{error}");
+            assert!(error.to_string().contains("listed twice"), "{error}");
+        }
+        // The same name in another namespace, or of another kind, is another object.
+        let mut elsewhere = workload_json("Deployment", "web", None);
+        elsewhere["metadata"]["namespace"] = serde_json::json!("other");
+        build(vec![
+            workload_json("Deployment", "web", None),
+            elsewhere,
+            workload_json("StatefulSet", "web", None),
+        ]);
+    }
+
+    #[test]
+    fn two_controllers_end_the_walk_with_a_reason() {
+        let mut pod = pod_json("torn", Some(("ReplicaSet", "web-abc")));
+        pod["metadata"]["ownerReferences"]
+            .as_array_mut()
+            .unwrap()
+            .push(
+                serde_json::json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+                "name": "db", "controller": true}),
+            );
+        let mut rs = workload_json("ReplicaSet", "shared-abc", Some(("Deployment", "web")));
+        rs["metadata"]["ownerReferences"]
+            .as_array_mut()
+            .unwrap()
+            .push(
+                serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "name": "other", "controller": true}),
+            );
+        let inventory = build(vec![
+            pod,
+            pod_json("web-1", Some(("ReplicaSet", "shared-abc"))),
+            rs,
+            workload_json("Deployment", "web", None),
+        ]);
+        let torn = inventory.resolve_workload(&inventory.proxy_pods[0]);
+        assert_eq!((&*torn.kind, &*torn.name), ("Pod", "torn"));
+        assert_eq!(
+            torn.problem.as_deref(),
+            Some(
+                "pod shop/torn has two controller owner references (ReplicaSet web-abc and \
+                 StatefulSet db): which one owns it is unclear"
+            )
+        );
+        let shared = inventory.resolve_workload(&inventory.proxy_pods[1]);
+        assert_eq!((&*shared.kind, &*shared.name), ("ReplicaSet", "shared-abc"));
+        assert!(
+            shared
+                .problem
+                .as_deref()
+                .unwrap()
+                .contains("(Deployment web and Deployment other)"),
+            "{shared:?}"
+        );
+    }
+
+    #[test]
+    fn an_owner_chain_says_whether_it_loops_or_is_too_deep() {
+        let mut items = vec![
+            pod_json("loop-1", Some(("ReplicaSet", "a"))),
+            workload_json("ReplicaSet", "a", Some(("ReplicaSet", "b"))),
+            workload_json("ReplicaSet", "b", Some(("ReplicaSet", "a"))),
+            pod_json("deep-1", Some(("Job", "j0"))),
+        ];
+        for i in 0..12 {
+            let next = format!("j{}", i + 1);
+            items.push(workload_json("Job", &format!("j{i}"), Some(("Job", &next))));
+        }
+        let inventory = build(items);
+        let problem = |i: usize| {
+            inventory
+                .resolve_workload(&inventory.proxy_pods[i])
+                .problem
+                .unwrap()
+        };
+        assert_eq!(
+            problem(0),
+            "the owner chain of ReplicaSet shop/b loops back to ReplicaSet a"
+        );
+        assert_eq!(
+            problem(1),
+            "the owner chain of Job shop/j7 is deeper than 8 owners"
+        );
+    }
+
+    #[test]
+    fn a_bare_pod_of_a_module_is_labelled_itself() {
+        let mut module = pod_json("module-pod", None);
+        module["metadata"]["labels"] = serde_json::json!({MODULE_LABEL: "x"});
+        let inventory = build(vec![module, pod_json("plain", None)]);
+        let labels: Vec<bool> = inventory
+            .proxy_pods
+            .iter()
+            .map(|p| inventory.resolve_workload(p).module_label)
+            .collect();
+        assert_eq!(labels, [true, false]);
     }
 
     #[test]

@@ -328,7 +328,9 @@ pub struct TemplateMetadata {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct PodTemplate {
+    #[serde(deserialize_with = "null_as_default")]
     pub metadata: TemplateMetadata,
+    #[serde(deserialize_with = "null_as_default")]
     pub spec: PodSpec,
 }
 
@@ -499,15 +501,16 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
                             _ => deferred.data = value,
                         }
                     }
-                    Some("Pod") if field == "spec" => pod_spec = Some(map.next_value()?),
-                    Some("Pod") if field == "status" => pod_status = Some(map.next_value()?),
+                    // `null` is read as absent, as Kubernetes means it.
+                    Some("Pod") if field == "spec" => pod_spec = map.next_value()?,
+                    Some("Pod") if field == "status" => pod_status = map.next_value()?,
                     Some(k) if is_workload_kind(k) && field == "spec" => {
-                        workload_spec = Some(map.next_value()?)
+                        workload_spec = map.next_value()?
                     }
                     Some(k) if is_workload_kind(k) && field == "status" => {
-                        workload_status = Some(map.next_value()?)
+                        workload_status = map.next_value()?
                     }
-                    Some("ConfigMap") if field == "data" => data = Some(map.next_value()?),
+                    Some("ConfigMap") if field == "data" => data = map.next_value()?,
                     Some(_) => {
                         map.next_value::<IgnoredAny>()?;
                     }
@@ -524,10 +527,10 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
             field: &str,
         ) -> Result<Option<T>, E> {
             match value {
+                Some(serde_json::Value::Null) | None => Ok(None),
                 Some(value) => serde_json::from_value(value)
                     .map(Some)
                     .map_err(|e| E::custom(format!("{field}: {e}"))),
-                None => Ok(None),
             }
         }
         let body = match kind.as_str() {

@@ -29,7 +29,10 @@ pub fn read_file(path: &Path, builder: InventoryBuilder) -> Result<Inventory> {
         path: path.display().to_string(),
         source,
     })?;
-    read(file, &path.display().to_string(), builder)
+    let source = path.display().to_string();
+    let mut chunks = Chunks::new(file, &source, CHUNK);
+    chunks.reread = Some(path);
+    read_chunks(chunks, builder)
 }
 
 /// Reads a snapshot from any reader; `source` names it in error messages.
@@ -41,10 +44,14 @@ pub fn read(reader: impl Read, source: &str, builder: InventoryBuilder) -> Resul
 fn read_chunked(
     reader: impl Read,
     source: &str,
-    mut builder: InventoryBuilder,
+    builder: InventoryBuilder,
     chunk: usize,
 ) -> Result<Inventory> {
-    let mut chunks = Chunks::new(reader, source, chunk);
+    read_chunks(Chunks::new(reader, source, chunk), builder)
+}
+
+fn read_chunks<R: Read>(mut chunks: Chunks<R>, mut builder: InventoryBuilder) -> Result<Inventory> {
+    let source = chunks.source;
     let invalid = |detail: String| Error::InvalidSnapshot {
         file: source.to_string(),
         detail,
@@ -195,10 +202,17 @@ fn read_items<R: Read>(
                 // Find where the broken item ends, then parse it again to say what broke.
                 let origin = format!("items[{index}]");
                 let range = chunks.next_value(&origin)?;
-                let bytes = chunks.slice(range);
-                parse_item(bytes).map_err(|detail| Error::InvalidSnapshot {
+                let start = range.start;
+                parse_item(chunks.slice(range)).map_err(|broken| Error::InvalidSnapshot {
                     file: source.to_string(),
-                    detail: format!("{origin}{detail}"),
+                    detail: match broken.at {
+                        Some(at) => format!(
+                            "{origin}{} at {}",
+                            broken.detail,
+                            chunks.position(start + at)
+                        ),
+                        None => format!("{origin}{}", broken.detail),
+                    },
                 })?
             }
         };
@@ -208,9 +222,16 @@ fn read_items<R: Read>(
     }
 }
 
+/// Why an item could not be read: what and where, as a byte index into the item.
+struct Broken {
+    detail: String,
+    at: Option<usize>,
+}
+
 /// Parses one item; on failure says which object and which field, e.g.
-/// ` (Pod shop/orders-1): spec.containers[0].image: invalid type: integer `5`, expected a string`.
-fn parse_item(bytes: &[u8]) -> std::result::Result<Object, String> {
+/// ` (Pod shop/orders-1): spec.containers[0].image: invalid type: integer `5`, expected a string`,
+/// and where in the item it broke (the caller says where that is in the file).
+fn parse_item(bytes: &[u8]) -> std::result::Result<Object, Broken> {
     match serde_json::from_slice::<Object>(bytes) {
         Ok(object) => Ok(object),
         Err(_) => {
@@ -229,9 +250,34 @@ fn parse_item(bytes: &[u8]) -> std::result::Result<Object, String> {
             } else {
                 format!("{path}: ")
             };
-            Err(format!("{}: {field}{inner}", describe(bytes)))
+            // serde_json counts lines and columns from the item's first byte, which is no
+            // place an operator can find in the file: the position is given from the file's.
+            let text = inner.to_string();
+            let (message, at) = match text.rfind(" at line ") {
+                Some(cut) if inner.line() > 0 => (
+                    &text[..cut],
+                    Some(index_of(bytes, inner.line(), inner.column())),
+                ),
+                _ => (text.as_str(), None),
+            };
+            Err(Broken {
+                detail: format!("{}: {field}{message}", describe(bytes)),
+                at,
+            })
         }
     }
+}
+
+/// The byte index of serde_json's `line` (from 1) and `column` (bytes into the line) in `bytes`.
+fn index_of(bytes: &[u8], line: usize, column: usize) -> usize {
+    let line_start = if line <= 1 {
+        0
+    } else {
+        memchr::memchr_iter(b'\n', bytes)
+            .nth(line - 2)
+            .map_or(bytes.len(), |newline| newline + 1)
+    };
+    (line_start + column).min(bytes.len())
 }
 
 /// `" (Pod shop/orders-1)"` when the item is readable enough to say what it is.
@@ -277,6 +323,9 @@ fn describe(bytes: &[u8]) -> String {
 struct Chunks<'s, R> {
     reader: R,
     source: &'s str,
+    /// The file, to read again up to a broken item for its line (nothing is counted while
+    /// reading: only an error asks).
+    reread: Option<&'s Path>,
     data: Vec<u8>,
     pos: usize,
     end: usize,
@@ -289,6 +338,7 @@ impl<'s, R: Read> Chunks<'s, R> {
         Chunks {
             reader,
             source,
+            reread: None,
             data: vec![0; chunk.max(1)],
             pos: 0,
             end: 0,
@@ -299,6 +349,29 @@ impl<'s, R: Read> Chunks<'s, R> {
 
     fn offset(&self) -> u64 {
         self.consumed + self.pos as u64
+    }
+
+    /// `line L column C` of `data[index]`, counted from the start of the input as serde_json
+    /// counts (columns in bytes); `byte N` when the bytes before the buffer cannot be read again.
+    fn position(&self, index: usize) -> String {
+        let offset = self.consumed + index as u64;
+        // Lines before the buffer, and where the last of them ended (as a file offset).
+        let before = if self.consumed == 0 {
+            Some((0, None))
+        } else {
+            self.reread
+                .and_then(|path| count_lines(File::open(path).ok()?, self.consumed))
+        };
+        let Some((mut lines, mut last_newline)) = before else {
+            return format!("byte {offset}");
+        };
+        let head = &self.data[..index.min(self.end)];
+        lines += memchr::memchr_iter(b'\n', head).count() as u64;
+        if let Some(newline) = memchr::memrchr(b'\n', head) {
+            last_newline = Some(self.consumed + newline as u64);
+        }
+        let column = offset - last_newline.map_or(0, |n| n + 1);
+        format!("line {} column {column}", lines + 1)
     }
 
     fn advance(&mut self, n: usize) {
@@ -410,6 +483,26 @@ impl<'s, R: Read> Chunks<'s, R> {
             }
         }
     }
+}
+
+/// The newlines in the first `len` bytes of `reader`, and the offset of the last; `None` when
+/// there are fewer bytes than that.
+fn count_lines(mut reader: impl Read, len: u64) -> Option<(u64, Option<u64>)> {
+    let mut buffer = vec![0; CHUNK];
+    let (mut read, mut lines, mut last) = (0u64, 0u64, None);
+    while read < len {
+        let want = buffer.len().min((len - read) as usize);
+        let n = reader.read(&mut buffer[..want]).ok()?;
+        if n == 0 {
+            return None;
+        }
+        lines += memchr::memchr_iter(b'\n', &buffer[..n]).count() as u64;
+        if let Some(newline) = memchr::memrchr(b'\n', &buffer[..n]) {
+            last = Some(read + newline as u64);
+        }
+        read += n as u64;
+    }
+    Some((lines, last))
 }
 
 /// The length of the JSON value at the start of `bytes`, or `None` when it does not end
@@ -534,6 +627,59 @@ mod tests {
                 "chunk {chunk}: {error}"
             );
         }
+    }
+
+    #[test]
+    fn null_bodies_are_read_as_absent() {
+        let text = r#"{"kind":"List","items":[
+            {"kind":"ConfigMap","metadata":{"name":"unrelated","namespace":"n"},"data":null},
+            {"kind":"ConfigMap","metadata":{"name":"istio-sidecar-injector","namespace":"n"},"data":null},
+            {"kind":"Deployment","metadata":{"name":"d","namespace":"n"},"spec":null,"status":null},
+            {"kind":"StatefulSet","metadata":{"name":"s","namespace":"n"},"spec":{"template":{"metadata":null,"spec":null}}},
+            {"spec":null,"status":null,"kind":"DaemonSet","metadata":{"name":"ds","namespace":"n"}},
+            {"kind":"Pod","metadata":{"name":"p","namespace":"n"},"spec":null,"status":null},
+            {"data":null,"kind":"ConfigMap","metadata":{"name":"late","namespace":"n"}}
+        ]}"#;
+        let inventory = read_str(text).unwrap();
+        assert_eq!(inventory.workloads.len(), 3);
+        assert_eq!(inventory.injectors.len(), 1);
+        assert_eq!(inventory.injectors[0].values, None);
+        assert_eq!(inventory.pods_total, 1);
+    }
+
+    #[test]
+    fn a_broken_item_is_placed_by_the_files_line_and_column() {
+        // The broken value ends on line 4 of the file, 47 bytes in; its item starts on line 3.
+        let text = "{\"kind\":\"List\",\"items\":[\n  {\"kind\":\"Namespace\",\"metadata\":{\"name\":\"a\"}},\n  {\"kind\":\"Pod\",\n   \"spec\": {\"containers\":[{\"name\":\"c\",\"image\":5}]},\n   \"metadata\":{\"name\":\"p\",\"namespace\":\"n\"}}]}";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("snapshot.json");
+        std::fs::write(&path, text).unwrap();
+        let from_file = read_file(&path, InventoryBuilder::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            from_file.contains(
+                "items[1] (Pod n/p): spec.containers[0].image: invalid type: integer `5`"
+            ),
+            "{from_file}"
+        );
+        assert!(from_file.ends_with(" at line 4 column 47"), "{from_file}");
+        // Whatever the chunks: the first chunk is kept in memory, later ones are read again.
+        for chunk in [1, 16, 4096] {
+            let error = read_chunked(text.as_bytes(), "t", InventoryBuilder::new(), chunk)
+                .unwrap_err()
+                .to_string();
+            let at_line = error.ends_with(" at line 4 column 47");
+            let at_byte = error.contains(" at byte ");
+            assert!(at_line || at_byte, "chunk {chunk}: {error}");
+            assert!(!error.contains("line 2 column"), "chunk {chunk}: {error}");
+        }
+        let mut chunks = Chunks::new(File::open(&path).unwrap(), "t", 16);
+        chunks.reread = Some(&path);
+        let error = read_chunks(chunks, InventoryBuilder::new())
+            .unwrap_err()
+            .to_string();
+        assert!(error.ends_with(" at line 4 column 47"), "{error}");
     }
 
     #[test]

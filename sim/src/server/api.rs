@@ -235,7 +235,12 @@ async fn dispatch(
             group: target.resource.group,
             resource: target.resource.plural,
             subresource: target.subresource.as_deref(),
-            namespace: target.namespace.as_deref(),
+            // As kube-apiserver reads it: a request for a Namespace by name is within that
+            // namespace, so a RoleBinding there can grant `get` on its own Namespace.
+            namespace: match (target.resource.plural, target.resource.group) {
+                ("namespaces", "") => target.name.as_deref(),
+                _ => target.namespace.as_deref(),
+            },
             name: target.name.as_deref(),
         })?;
     }
