@@ -338,7 +338,7 @@ fn plan_command(args: PlanArgs, live_inventory: Option<Inventory>) -> Result<i32
         )?,
         (None, None) => unreachable!("a live plan lists the cluster first"),
     };
-    let (control_plane, gate, plan) = match decide(&inventory, options) {
+    let (control_plane, gate, mut plan) = match decide(&inventory, options) {
         Ok(decided) => decided,
         Err(error @ Error::NoControlPlane { .. }) => {
             // What was read is reported (DESIGN §4), and the run still fails.
@@ -357,7 +357,7 @@ fn plan_command(args: PlanArgs, live_inventory: Option<Inventory>) -> Result<i32
             "the control-plane gate fails: `run` would restart nothing (exit 2)"
         );
     }
-    let mut report = Report::from_plan(Mode::Plan, started, &plan, &control_plane, &gate);
+    let mut report = Report::from_plan(Mode::Plan, started, &mut plan, &control_plane, &gate);
     drop(plan);
     report.finished_at = Utc::now();
     emit(&report, options)?;
@@ -393,7 +393,7 @@ async fn run_command(options: Options) -> Result<i32> {
             return Ok(exit::ERROR);
         }
     };
-    let (control_plane, gate, plan) = match decide(&inventory, &options) {
+    let (control_plane, gate, mut plan) = match decide(&inventory, &options) {
         Ok(decided) => decided,
         Err(error @ Error::NoControlPlane { .. }) => {
             let report = uncompared(Mode::Run, started, &inventory, &error);
@@ -403,7 +403,7 @@ async fn run_command(options: Options) -> Result<i32> {
         Err(error) => return Err(error),
     };
     drop(inventory);
-    let mut report = Report::from_plan(Mode::Run, started, &plan, &control_plane, &gate);
+    let mut report = Report::from_plan(Mode::Run, started, &mut plan, &control_plane, &gate);
 
     let mut code = if !gate.passed {
         tracing::error!(problems = ?gate.problems, "the control-plane gate failed: nothing is restarted");

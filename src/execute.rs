@@ -190,7 +190,7 @@ async fn handle(
 }
 
 fn api_resource(workload: &WorkloadPlan) -> Result<ApiResource, Failure> {
-    let (group, version, plural) = match workload.kind.as_str() {
+    let (group, version, plural) = match &*workload.kind {
         "Deployment" => ("apps", "v1", "deployments"),
         "StatefulSet" => ("apps", "v1", "statefulsets"),
         "DaemonSet" => ("apps", "v1", "daemonsets"),
@@ -211,7 +211,7 @@ fn api_resource(workload: &WorkloadPlan) -> Result<ApiResource, Failure> {
         } else {
             format!("{group}/{version}")
         },
-        kind: workload.kind.clone(),
+        kind: workload.kind.to_string(),
         plural: plural.into(),
     })
 }
@@ -303,7 +303,8 @@ async fn restart(
             .annotations
             .as_ref()
             .and_then(|a| a.get(TARGET_ANNOTATION))
-            == Some(&workload.target)
+            .map(String::as_str)
+            == Some(&*workload.target)
         {
             return Ok(Restart::Recorded);
         }
@@ -659,7 +660,7 @@ async fn evict_one_by_one(
         };
         let selector = match_labels(&owner.data["spec"]["selector"]);
         let siblings = list_pods(&pods, selector.as_deref(), workload).await?;
-        if workload.kind == "StatefulSet"
+        if &*workload.kind == "StatefulSet"
             && ordered_ready(&owner.data)
             && let Some(why) = blocked_by_lower_ordinals(&workload.name, &name, &siblings)
         {
@@ -838,11 +839,9 @@ struct Replaced<'a> {
 
 /// Whether the workload is the pod's controller.
 fn controlled_by(pod: &Pod, workload: &WorkloadPlan) -> bool {
-    pod.metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.controller == Some(true) && o.kind == workload.kind && o.name == workload.name)
+    pod.metadata.owner_references.iter().flatten().any(|o| {
+        o.controller == Some(true) && *o.kind == *workload.kind && *o.name == *workload.name
+    })
 }
 
 /// Waits until the evicted pod is gone and its replacement is there: a StatefulSet's pod of the
@@ -861,7 +860,7 @@ async fn wait_for_replacement(
         was_ready,
         ..
     } = *replaced;
-    let config = if workload.kind == "StatefulSet" {
+    let config = if &*workload.kind == "StatefulSet" {
         watcher::Config::default().fields(&format!("metadata.name={name}"))
     } else {
         match &replaced.selector {
@@ -880,7 +879,7 @@ async fn wait_for_replacement(
         let replacement = found.values().find(|p| {
             p.metadata.deletion_timestamp.is_none()
                 && controlled_by(p, workload)
-                && if workload.kind == "StatefulSet" {
+                && if &*workload.kind == "StatefulSet" {
                     p.metadata.name.as_deref() == Some(name)
                 } else {
                     p.metadata
@@ -965,7 +964,7 @@ async fn verify(
         .and_then(|o| match_labels(&o.data["spec"]["selector"]));
     // A partition keeps the ordinals below it at their revision: they are not this restart's.
     let partition = match &object {
-        Some(o) if workload.kind == "StatefulSet" => statefulset_partition(&o.data),
+        Some(o) if &*workload.kind == "StatefulSet" => statefulset_partition(&o.data),
         _ => 0,
     };
     let held = |object: &crate::inventory::model::Object| {
@@ -1069,17 +1068,17 @@ fn owned_by(object: &crate::inventory::model::Object, workload: &WorkloadPlan) -
     let Some(controller) = object.metadata.controller() else {
         return false;
     };
-    match workload.kind.as_str() {
+    match &*workload.kind {
         "Deployment" | "Rollout" => {
             controller.kind == "ReplicaSet"
                 && controller
                     .name
-                    .strip_prefix(&workload.name)
+                    .strip_prefix(&*workload.name)
                     .and_then(|rest| rest.strip_prefix('-'))
                     // `<name>-<hash>`: `orders` does not claim `orders-api-6d4f9c7b8`'s pods.
                     .is_some_and(|hash| !hash.is_empty() && !hash.contains('-'))
         }
-        kind => controller.kind == kind && controller.name == workload.name,
+        kind => controller.kind == kind && *controller.name == *workload.name,
     }
 }
 

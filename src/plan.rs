@@ -101,23 +101,24 @@ pub const KYMA_NAMESPACES: [&str; 2] = ["kyma-system", "istio-system"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkloadPlan {
-    pub api_version: String,
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
+    // Shared with the inventory and the report: one workload per pod is 50,000 of them.
+    pub api_version: Arc<str>,
+    pub kind: Arc<str>,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
     pub phase: Phase,
     pub action: Action,
     /// 1, 2, 3, … over automatic actions across both phases.
     pub order: Option<u32>,
     /// The drifted pods the action covers (or that need a person), sorted.
     pub pods: Vec<Arc<str>>,
-    pub from_versions: Vec<String>,
+    pub from_versions: Vec<Arc<str>>,
     /// The version (or image, when no version) the restarted pods must carry.
-    pub target: String,
+    pub target: Arc<str>,
     /// `spec.updateStrategy.type` for StatefulSets and DaemonSets.
     pub update_strategy: Option<Arc<str>>,
     pub reason: Option<String>,
-    pub runbook: Option<String>,
+    pub runbook: Option<&'static str>,
 }
 
 /// A pod of the plan. The strings are the inventory's, shared; `reason` and `proxy_version`
@@ -158,7 +159,7 @@ type WorkloadKey = (Arc<str>, Arc<str>, Arc<str>); // namespace, kind, name
 struct Group {
     api_version: Arc<str>,
     pods: Vec<usize>,
-    target: String,
+    target: Arc<str>,
     manual_reason: Option<(String, &'static str)>,
     module_label: bool,
 }
@@ -267,7 +268,14 @@ fn group_pods(
             continue;
         }
 
-        add_to_group(&mut groups, pod, &workload, &expected, pod_index);
+        add_to_group(
+            &mut groups,
+            &mut strings,
+            pod,
+            &workload,
+            &expected,
+            pod_index,
+        );
     }
     groups
 }
@@ -276,6 +284,7 @@ fn group_pods(
 /// control plane leaves the whole group to a person.
 fn add_to_group(
     groups: &mut BTreeMap<WorkloadKey, Group>,
+    strings: &mut Interner,
     pod: &ProxyPod,
     workload: &ResolvedWorkload,
     expected: &Result<&Expected, String>,
@@ -289,7 +298,8 @@ fn add_to_group(
     let group = groups.entry(key).or_insert_with(|| Group {
         api_version: workload.api_version.clone(),
         pods: Vec::new(),
-        target: match expected {
+        // Interned: every workload of a revision has the same target.
+        target: strings.intern(&match expected {
             Ok(e) => e
                 .version
                 .as_ref()
@@ -297,7 +307,7 @@ fn add_to_group(
                 .or_else(|| e.image.as_ref().map(|i| i.to_string()))
                 .unwrap_or_default(),
             Err(_) => String::new(),
-        },
+        }),
         manual_reason: None,
         module_label: workload.module_label,
     });
@@ -466,7 +476,7 @@ fn decide(
     let restart_recorded = record.is_some_and(|r| {
         r.annotations
             .iter()
-            .any(|(k, v)| k == TARGET_ANNOTATION && *v == group.target)
+            .any(|(k, v)| k == TARGET_ANNOTATION && **v == *group.target)
     });
     if !verdicts.contains(&Verdict::Outdated) && !restart_recorded {
         return Err((not_running_reason(&verdicts), runbook::PODS_NOT_RUNNING));
@@ -554,28 +564,23 @@ fn workload_plan(
 ) -> WorkloadPlan {
     let (action, reason, runbook) = match decided {
         Ok(action) => (action, None, None),
-        Err((reason, runbook)) => (Action::Manual, Some(reason), Some(runbook.to_string())),
+        Err((reason, runbook)) => (Action::Manual, Some(reason), Some(runbook)),
     };
-    let mut from_versions = BTreeSet::new();
+    let mut from_versions: BTreeSet<Arc<str>> = BTreeSet::new();
     let mut names = Vec::with_capacity(group.pods.len());
     for &i in &group.pods {
         let pod = &mut pods[i];
         pod.action = action;
         names.push(pod.name.clone());
-        from_versions.insert(
-            pod.proxy_version
-                .as_deref()
-                .or(pod.proxy_image.as_deref())
-                .unwrap_or("none")
-                .to_string(),
-        );
+        let version = pod.proxy_version.as_ref().or(pod.proxy_image.as_ref());
+        from_versions.insert(version.cloned().unwrap_or_else(|| Arc::from("none")));
     }
     WorkloadPlan {
-        api_version: group.api_version.to_string(),
+        api_version: group.api_version.clone(),
         update_strategy: record.and_then(|r| r.update_strategy.clone()),
-        kind: kind.to_string(),
-        namespace: namespace.to_string(),
-        name: name.to_string(),
+        kind: kind.clone(),
+        namespace: namespace.clone(),
+        name: name.clone(),
         phase,
         action,
         order: None,
@@ -591,7 +596,9 @@ fn workload_plan(
 /// the same cluster always gives the same order and an operator can find a workload in it.
 /// Manual items follow, in the same order, without numbers.
 fn number(workloads: &mut [WorkloadPlan]) {
-    workloads.sort_by(|a, b| {
+    // No two entries share the key (a partition's two entries differ in being automatic), so
+    // an unstable sort gives the same order, without the stable sort's copy of the list.
+    workloads.sort_unstable_by(|a, b| {
         (
             !a.action.is_automatic(),
             a.phase,
@@ -787,7 +794,7 @@ mod tests {
     fn find<'a>(plan: &'a Plan, kind: &str, name: &str) -> &'a WorkloadPlan {
         plan.workloads
             .iter()
-            .find(|w| w.kind == kind && w.name == name)
+            .find(|w| &*w.kind == kind && &*w.name == name)
             .unwrap_or_else(|| panic!("no {kind} {name} in {:#?}", plan.workloads))
     }
 
@@ -948,15 +955,15 @@ mod tests {
         for (kind, name, action, book) in expect {
             let w = find(&plan, kind, name);
             assert_eq!(w.action, action, "{kind} {name}");
-            assert_eq!(w.runbook.as_deref(), book, "{kind} {name}");
+            assert_eq!(w.runbook, book, "{kind} {name}");
             assert_eq!(
                 w.reason.is_some(),
                 action == Action::Manual,
                 "{kind} {name}"
             );
             assert_eq!(w.order.is_some(), action.is_automatic(), "{kind} {name}");
-            assert_eq!(w.from_versions, ["1.23.2"]);
-            assert_eq!(w.target, "1.24.1");
+            assert_eq!(w.from_versions, [Arc::from("1.23.2")]);
+            assert_eq!(&*w.target, "1.24.1");
         }
         assert_eq!(plan.workloads.len(), expect.len());
         // every drifted pod carries its workload's action
@@ -1025,7 +1032,7 @@ mod tests {
         assert_eq!(mixed.pods, ["mixed-1", "mixed-2", "mixed-3"].map(Arc::from));
         let stuck = find(&plan, "Deployment", "stuck");
         assert_eq!(stuck.action, Action::Manual);
-        assert_eq!(stuck.runbook.as_deref(), Some(runbook::PODS_NOT_RUNNING));
+        assert_eq!(stuck.runbook, Some(runbook::PODS_NOT_RUNNING));
         assert!(
             stuck
                 .reason
@@ -1158,7 +1165,7 @@ mod tests {
         let order: Vec<_> = plan
             .workloads
             .iter()
-            .map(|w| (w.order, w.phase, w.namespace.as_str(), w.name.as_str()))
+            .map(|w| (w.order, w.phase, &*w.namespace, &*w.name))
             .collect();
         assert_eq!(
             order,
@@ -1216,7 +1223,7 @@ mod tests {
             .plan(&PlanOptions::default());
         let canary = find(&plan, "Deployment", "canary");
         assert_eq!(canary.action, Action::Manual);
-        assert_eq!(canary.runbook.as_deref(), Some(runbook::NO_CONTROL_PLANE));
+        assert_eq!(canary.runbook, Some(runbook::NO_CONTROL_PLANE));
         let orphan = find(&plan, "ReplicaSet", "gone");
         assert_eq!(orphan.action, Action::Manual);
         assert!(
@@ -1230,8 +1237,11 @@ mod tests {
             find(&plan, "Deployment", "ahead").action,
             Action::RolloutRestart
         );
-        assert_eq!(find(&plan, "Deployment", "ahead").from_versions, ["1.25.0"]);
-        assert!(plan.workloads.iter().all(|w| w.name != "mirrored"));
+        assert_eq!(
+            find(&plan, "Deployment", "ahead").from_versions,
+            [Arc::from("1.25.0")]
+        );
+        assert!(plan.workloads.iter().all(|w| &*w.name != "mirrored"));
         assert_eq!(plan.up_to_date, 1);
     }
 
@@ -1252,7 +1262,7 @@ mod tests {
     fn entries<'a>(plan: &'a Plan, kind: &str, name: &str) -> Vec<&'a WorkloadPlan> {
         plan.workloads
             .iter()
-            .filter(|w| w.kind == kind && w.name == name)
+            .filter(|w| &*w.kind == kind && &*w.name == name)
             .collect()
     }
 
@@ -1274,7 +1284,7 @@ mod tests {
         assert_eq!(db[0].pods, ["db-2", "db-3"].map(Arc::from));
         assert_eq!(db[1].action, Action::Manual);
         assert_eq!(db[1].pods, ["db-0", "db-1"].map(Arc::from));
-        assert_eq!(db[1].runbook.as_deref(), Some(runbook::PARTITION));
+        assert_eq!(db[1].runbook, Some(runbook::PARTITION));
         assert!(db[1].reason.as_ref().unwrap().contains("partition 2"));
         for pod in plan.pods.iter().filter(|p| &*p.workload_name == "db") {
             let held = matches!(&*pod.name, "db-0" | "db-1");
@@ -1288,7 +1298,7 @@ mod tests {
         let held = entries(&plan, "StatefulSet", "all-held");
         assert_eq!(held.len(), 1);
         assert_eq!(held[0].action, Action::Manual);
-        assert_eq!(held[0].runbook.as_deref(), Some(runbook::PARTITION));
+        assert_eq!(held[0].runbook, Some(runbook::PARTITION));
     }
 
     #[test]
@@ -1326,7 +1336,7 @@ mod tests {
 
         let db = find(&plan, "StatefulSet", "db");
         assert_eq!(db.action, Action::Manual);
-        assert_eq!(db.runbook.as_deref(), Some(runbook::ORDERED_READY));
+        assert_eq!(db.runbook, Some(runbook::ORDERED_READY));
         assert!(
             db.reason
                 .as_ref()
@@ -1398,7 +1408,7 @@ mod tests {
         ] {
             let w = find(&plan, "Rollout", name);
             assert_eq!(w.action, Action::Manual, "{name}");
-            assert_eq!(w.runbook.as_deref(), Some(runbook::ARGO_ROLLOUT), "{name}");
+            assert_eq!(w.runbook, Some(runbook::ARGO_ROLLOUT), "{name}");
             assert!(
                 w.reason.as_ref().unwrap().contains(says),
                 "{name}: {:?}",

@@ -140,16 +140,16 @@ pub struct Summary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadReport {
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
+    pub kind: Arc<str>,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
     pub phase: Phase,
     pub action: Action,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order: Option<u32>,
     /// Shared with the pod list: a name is stored once however often the report names it.
     pub pods: Vec<Arc<str>>,
-    pub from_versions: Vec<String>,
+    pub from_versions: Vec<Arc<str>>,
     pub status: Status,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -175,7 +175,22 @@ pub struct PodReport {
     pub reason: Arc<str>,
 }
 
+/// A copy of `value` for an automatic action, which execution still reads; for a manual one,
+/// the value itself.
+fn keep_or_take<T: Clone + Default>(action: Action, value: &mut T) -> T {
+    if action.is_automatic() {
+        value.clone()
+    } else {
+        std::mem::take(value)
+    }
+}
+
 impl WorkloadReport {
+    /// `Kind namespace/name`, as logs and messages name a workload.
+    pub fn describe(&self) -> String {
+        format!("{} {}/{}", self.kind, self.namespace, self.name)
+    }
+
     fn is_restarted(&self) -> bool {
         matches!(self.status, Status::Restarted | Status::Completed)
     }
@@ -200,11 +215,13 @@ pub enum Format {
 
 impl Report {
     /// The report of a plan, before anything has run: automatic actions `planned`, manual
-    /// ones `skipped`.
+    /// ones `skipped`. What only the report needs is moved out of the plan, not copied (its
+    /// pods, each workload's reason, runbook and versions, a manual workload's pod names), so
+    /// that the two are not held twice; the plan keeps what execution and Events read.
     pub fn from_plan(
         mode: Mode,
         started_at: DateTime<Utc>,
-        plan: &Plan,
+        plan: &mut Plan,
         control_plane: &ControlPlane,
         gate: &Gate,
     ) -> Report {
@@ -224,23 +241,25 @@ impl Report {
         };
         let workloads: Vec<WorkloadReport> = plan
             .workloads
-            .iter()
+            .iter_mut()
             .map(|w| WorkloadReport {
-                kind: w.kind.clone(),
-                namespace: w.namespace.clone(),
-                name: w.name.clone(),
+                // Execution needs an automatic workload's names and pods; a manual workload is
+                // never executed, and its Event is named from the report.
+                kind: keep_or_take(w.action, &mut w.kind),
+                namespace: keep_or_take(w.action, &mut w.namespace),
+                name: keep_or_take(w.action, &mut w.name),
                 phase: w.phase,
                 action: w.action,
                 order: w.order,
-                pods: w.pods.clone(),
-                from_versions: w.from_versions.clone(),
+                pods: keep_or_take(w.action, &mut w.pods),
+                from_versions: std::mem::take(&mut w.from_versions),
                 status: if w.action.is_automatic() {
                     Status::Planned
                 } else {
                     Status::Skipped
                 },
-                reason: w.reason.clone(),
-                runbook: w.runbook.clone(),
+                reason: w.reason.take(),
+                runbook: w.runbook.map(str::to_string),
             })
             .collect();
         let mut report = Report {
@@ -267,21 +286,20 @@ impl Report {
                 ..Summary::default()
             },
             workloads,
-            pods: plan
-                .pods
-                .iter()
+            pods: std::mem::take(&mut plan.pods)
+                .into_iter()
                 .map(|p| PodReport {
-                    namespace: p.namespace.clone(),
-                    name: p.name.clone(),
+                    namespace: p.namespace,
+                    name: p.name,
                     verdict: p.verdict,
                     action: p.action,
-                    proxy_image: p.proxy_image.clone(),
-                    proxy_version: p.proxy_version.clone(),
+                    proxy_image: p.proxy_image,
+                    proxy_version: p.proxy_version,
                     workload: WorkloadRef {
-                        kind: p.workload_kind.clone(),
-                        name: p.workload_name.clone(),
+                        kind: p.workload_kind,
+                        name: p.workload_name,
                     },
-                    reason: p.reason.clone(),
+                    reason: p.reason,
                 })
                 .collect(),
             notes: Vec::new(),
@@ -851,7 +869,8 @@ mod tests {
         let mut report = sample();
         let long = "a".repeat(200);
         report.workloads[0].kind = "Deploy|ment".into();
-        report.workloads[0].name = format!("orders\n| 9 | kyma | forged | row |\x1b[2J\r{long}");
+        report.workloads[0].name =
+            format!("orders\n| 9 | kyma | forged | row |\x1b[2J\r{long}").into();
         report.workloads[1].name = "bare\u{202e}gnp.exe\x1b]0;title\x07".into();
         report.workloads[1].reason = Some("line one\r\nline two | `code` *bold* [x](y)".into());
         report.pods[0].name = "bare|<script>".into();

@@ -289,7 +289,7 @@ pub async fn record_events(client: &Client, report: &Report, workloads: &[Worklo
             _ => continue,
         };
         if let Err(error) = create_event(client, plan, entry, type_, reason, &message).await {
-            tracing::warn!(workload = %describe(plan), %error, "could not record an Event");
+            tracing::warn!(workload = %entry.describe(), %error, "could not record an Event");
         }
     }
 }
@@ -306,19 +306,19 @@ async fn create_event(
     let name = event_name(
         &entry.name,
         reason,
-        fnv1a(&[entry.kind.as_str(), plan.target.as_str()]) as u32,
+        fnv1a(&[&entry.kind, &plan.target]) as u32,
     );
     let event = Event {
         metadata: ObjectMeta {
             name: Some(name.clone()),
-            namespace: Some(entry.namespace.clone()),
+            namespace: Some(entry.namespace.to_string()),
             ..ObjectMeta::default()
         },
         involved_object: ObjectReference {
-            api_version: Some(plan.api_version.clone()),
-            kind: Some(entry.kind.clone()),
-            name: Some(entry.name.clone()),
-            namespace: Some(entry.namespace.clone()),
+            api_version: Some(plan.api_version.to_string()),
+            kind: Some(entry.kind.to_string()),
+            name: Some(entry.name.to_string()),
+            namespace: Some(entry.namespace.to_string()),
             ..ObjectReference::default()
         },
         type_: Some(type_.into()),
@@ -336,7 +336,7 @@ async fn create_event(
         ..Event::default()
     };
     let api: Api<Event> = Api::namespaced(client.clone(), &entry.namespace);
-    let action = format!("recording an Event on {}", describe(plan));
+    let action = format!("recording an Event on {}", entry.describe());
     let params = PostParams::default();
     match retry(&action, || api.create(&params, &event)).await {
         Ok(_) => Ok(()),
