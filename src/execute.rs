@@ -1002,10 +1002,13 @@ async fn verify(
     .await
     .map_err(|e| Failure::new(format!("checking the pods of {}: {e}", describe(workload))))?;
     let inventory = builder.into_inner().finish();
+    // A set, so that a workload of thousands of pods is checked in linear time.
+    let with_proxy: std::collections::HashSet<&str> =
+        inventory.proxy_pods.iter().map(|p| &*p.name).collect();
     let without_proxy: Vec<String> = live
         .into_inner()
         .into_iter()
-        .filter(|name| !inventory.proxy_pods.iter().any(|p| *p.name == **name))
+        .filter(|name| !with_proxy.contains(name.as_str()))
         .collect();
     if !without_proxy.is_empty() {
         return Err(Failure::new(format!(
