@@ -609,18 +609,19 @@ fn any_skip_value_but_false_keeps_a_pod_out_and_odd_ones_are_named() {
     assert!(!stderr.contains("exact-1"), "{stderr}");
 }
 
+/// A snapshot of one stale pod, its text changed by `edit`: the path, and the text written.
+fn one_stale_pod_edited(edit: impl FnOnce(&str) -> String) -> (tempfile::TempDir, PathBuf, String) {
+    let pod = stale_pod("shop", "web-1", STALE, serde_json::json!({}));
+    let (dir, path) = snapshot_of(vec![pod]);
+    let text = edit(&std::fs::read_to_string(&path).unwrap());
+    std::fs::write(&path, &text).unwrap();
+    (dir, path, text)
+}
+
 #[test]
 fn an_injector_image_without_a_version_fails_the_gate() {
-    let (_dir, path) = snapshot_of(vec![stale_pod(
-        "shop",
-        "web-1",
-        STALE,
-        serde_json::json!({}),
-    )]);
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace(r#"\"tag\":\"1.24.1\""#, r#"\"tag\":1.24"#);
-    std::fs::write(&path, text).unwrap();
+    let (_dir, path, _) =
+        one_stale_pod_edited(|text| text.replace(r#"\"tag\":\"1.24.1\""#, r#"\"tag\":1.24"#));
     let report = plan_file_json(path.to_str().unwrap(), &[]);
     assert_eq!(report["controlPlane"]["gate"]["passed"], false, "{report}");
     let problems = report["controlPlane"]["gate"]["problems"].to_string();
@@ -698,15 +699,8 @@ fn namespace_options_take_only_namespace_names() {
 
 #[test]
 fn a_parse_error_is_placed_in_the_file() {
-    let (_dir, path) = snapshot_of(vec![stale_pod(
-        "shop",
-        "web-1",
-        STALE,
-        serde_json::json!({}),
-    )]);
-    let text = std::fs::read_to_string(&path).unwrap();
-    let broken = text.replace(&format!("\"{STALE}\""), "42");
-    std::fs::write(&path, &broken).unwrap();
+    let (_dir, path, broken) =
+        one_stale_pod_edited(|text| text.replace(&format!("\"{STALE}\""), "42"));
     let at = broken.find(": 42").unwrap() + ": 42".len();
     let line = broken[..at].matches('\n').count() + 1;
     let column = at - broken[..at].rfind('\n').map_or(0, |n| n + 1);
