@@ -228,7 +228,8 @@ pub fn main(cli: Cli) -> i32 {
         Command::Plan(args) => with_runtime(async move {
             let started = Utc::now();
             let client = args.options.cluster.client().await?;
-            match list_cluster(&client, &args.options.cluster.scope()).await? {
+            let mut stop = stop_signal();
+            match list_cluster(&client, &args.options.cluster.scope(), &mut stop).await? {
                 Listing::Done(inventory) => plan_command(*args, Some(*inventory)),
                 Listing::Stopped(listed) => {
                     let report = Report::stopped_while_listing(Mode::Plan, started, &listed);
@@ -271,14 +272,18 @@ enum Listing {
 
 /// The live inventory, with progress while it is listed; a stop signal (the Job's deadline,
 /// Ctrl-C) ends the listing, so that the caller can still write its report.
-async fn list_cluster(client: &kube::Client, scope: &Scope) -> Result<Listing> {
+async fn list_cluster(
+    client: &kube::Client,
+    scope: &Scope,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<Listing> {
     let progress = sinks::ListingProgress::new();
     let on_page = |kind: &str, items| progress.page(kind, items);
     let listing = tokio::select! {
         inventory = live::read(client, scope, &on_page) => {
             inventory.map(|i| Listing::Done(Box::new(i)))
         }
-        () = shutdown_signal() => Ok(Listing::Stopped(progress.listed())),
+        () = stopped(stop) => Ok(Listing::Stopped(progress.listed())),
     };
     progress.finish();
     listing
@@ -295,11 +300,21 @@ fn decide(inventory: &Inventory, options: &Options) -> Result<(ControlPlane, Gat
 }
 
 /// A `--namespace` or `--exclude-namespace` the inventory has no Namespace for is most likely a
-/// typo: it looks at, or spares, nothing.
+/// typo: it looks at, or spares, nothing. With `--namespace`, only the named Namespaces are
+/// read, so an excluded one outside them is not looked for.
 fn warn_of_missing_namespaces(inventory: &Inventory, options: &Options) {
+    let scope = &options.cluster.namespaces;
+    let in_scope = |namespace: &String| scope.is_empty() || scope.contains(namespace);
     let named = [
-        ("--namespace", &options.cluster.namespaces),
-        ("--exclude-namespace", &options.exclude_namespaces),
+        ("--namespace", scope.iter().collect::<Vec<_>>()),
+        (
+            "--exclude-namespace",
+            options
+                .exclude_namespaces
+                .iter()
+                .filter(|n| in_scope(n))
+                .collect(),
+        ),
     ];
     for (option, namespaces) in named {
         for namespace in namespaces {
@@ -381,7 +396,10 @@ async fn run_command(options: Options) -> Result<i32> {
         sinks::configmap_target(target)?;
     }
     let client = options.cluster.client().await?;
-    let inventory = match list_cluster(&client, &options.cluster.scope()).await? {
+    // Listened for from here on: a signal between two stages (while the plan is made, say)
+    // stops the run before anything is restarted, not only while listing or restarting.
+    let mut stop = stop_signal();
+    let inventory = match list_cluster(&client, &options.cluster.scope(), &mut stop).await? {
         Listing::Done(inventory) => *inventory,
         Listing::Stopped(listed) => {
             tracing::warn!(
@@ -436,8 +454,10 @@ async fn run_command(options: Options) -> Result<i32> {
         );
         let progress = sinks::Progress::new(automatic);
         let interrupted = tokio::select! {
+            // A stop that came before this point restarts nothing.
+            biased;
+            () = stopped(&mut stop) => true,
             () = execute::execute(&client, &plan, &control_plane, &settings, &board, &progress) => false,
-            () = shutdown_signal() => true,
         };
         progress.finish();
         apply_board(&mut report, &board, interrupted);
@@ -527,6 +547,24 @@ fn apply_board(report: &mut Report, board: &Board, interrupted: bool) {
         }
     }
     report.recount();
+}
+
+/// A flag set once SIGTERM or Ctrl-C arrives, listened for from the call on.
+fn stop_signal() -> tokio::sync::watch::Receiver<bool> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    stopped
+}
+
+/// Waits until `stop` is set (at once when it already is).
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    if stop.wait_for(|stopped| *stopped).await.is_err() {
+        // The listener could not be installed: nothing will ever stop the run this way.
+        std::future::pending::<()>().await;
+    }
 }
 
 /// SIGTERM (the Job's deadline, a deleted pod) or Ctrl-C.

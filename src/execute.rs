@@ -28,7 +28,8 @@ use crate::image::{Comparison, ImageRef, compare};
 use crate::inventory::live::PODS;
 use crate::inventory::{InventoryBuilder, PodPhase};
 use crate::plan::{
-    Action, Phase, Plan, RESTARTED_AT_ANNOTATION, TARGET_ANNOTATION, WorkloadPlan, ordinal, runbook,
+    Action, Phase, Plan, RESTARTED_AT_ANNOTATION, TARGET_ANNOTATION, WorkloadPlan, ordinal,
+    ordinals_not_ready, runbook,
 };
 use crate::report::Status;
 
@@ -662,7 +663,12 @@ async fn evict_one_by_one(
         let siblings = list_pods(&pods, selector.as_deref(), workload).await?;
         if &*workload.kind == "StatefulSet"
             && ordered_ready(&owner.data)
-            && let Some(why) = blocked_by_lower_ordinals(&workload.name, &name, &siblings)
+            && let Some(why) = blocked_by_lower_ordinals(
+                &workload.name,
+                ordinal_start(&owner.data),
+                &name,
+                &siblings,
+            )
         {
             return Err(Failure {
                 reason: format!("{why}; {name} was not evicted"),
@@ -726,28 +732,30 @@ pub fn ordered_ready(statefulset: &Value) -> bool {
 
 /// Why evicting `pod` of an `OrderedReady` StatefulSet could lose it for good: a lower ordinal
 /// that is missing or not Running and Ready keeps the controller from recreating it.
-pub fn blocked_by_lower_ordinals(statefulset: &str, pod: &str, pods: &[Pod]) -> Option<String> {
+pub fn blocked_by_lower_ordinals(
+    statefulset: &str,
+    start: u64,
+    pod: &str,
+    pods: &[Pod],
+) -> Option<String> {
     let evicted = ordinal(statefulset, pod)?;
-    let not_ready: Vec<String> = (0..evicted)
-        .map(|o| format!("{statefulset}-{o}"))
-        .filter(|lower| {
-            !pods.iter().any(|p| {
-                p.metadata.name.as_deref() == Some(lower.as_str())
-                    && p.metadata.deletion_timestamp.is_none()
-                    && running_and_ready(p)
-            })
-        })
+    let healthy: std::collections::BTreeSet<u64> = pods
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none() && running_and_ready(p))
+        .filter_map(|p| ordinal(statefulset, p.metadata.name.as_deref()?))
         .collect();
-    let (verb, pronoun) = match not_ready.len() {
-        0 => return None,
-        1 => ("is", "it is"),
-        _ => ("are", "they are"),
-    };
+    let not_ready = ordinals_not_ready(statefulset, start, evicted, &healthy)?;
     Some(format!(
-        "{} {verb} not Running and Ready: the StatefulSet (podManagementPolicy OrderedReady) \
-         would not recreate {pod} until {pronoun}",
-        not_ready.join(", ")
+        "{not_ready} not Running and Ready: the StatefulSet (podManagementPolicy OrderedReady) \
+         would not recreate {pod} until every lower ordinal is"
     ))
+}
+
+/// `spec.ordinals.start` of a StatefulSet: the first pod's ordinal (0 when absent).
+pub fn ordinal_start(statefulset: &Value) -> u64 {
+    statefulset["spec"]["ordinals"]["start"]
+        .as_u64()
+        .unwrap_or(0)
 }
 
 /// A StatefulSet's pods from the highest ordinal down, as its own controller would; others by name.
@@ -963,13 +971,16 @@ async fn verify(
         .as_ref()
         .and_then(|o| match_labels(&o.data["spec"]["selector"]));
     // A partition keeps the ordinals below it at their revision: they are not this restart's.
-    let partition = match &object {
-        Some(o) if &*workload.kind == "StatefulSet" => statefulset_partition(&o.data),
-        _ => 0,
+    let (partition, start) = match &object {
+        Some(o) if &*workload.kind == "StatefulSet" => {
+            (statefulset_partition(&o.data), ordinal_start(&o.data))
+        }
+        _ => (0, 0),
     };
     let held = |object: &crate::inventory::model::Object| {
         let name = object.metadata.name.as_deref().unwrap_or_default();
-        ordinal(&workload.name, name).is_some_and(|o| (o as i64) < partition)
+        // By position from the first ordinal, as the StatefulSet controller counts.
+        ordinal(&workload.name, name).is_some_and(|o| (o.saturating_sub(start) as i64) < partition)
     };
     let builder = std::cell::RefCell::new(InventoryBuilder::new());
     // Live pods, proxy or not: one that came back without a proxy was not injected.
@@ -1228,22 +1239,31 @@ mod tests {
             pod("db-1", "Running", "True", false),
             pod("db-2", "Running", "True", false),
         ];
-        assert_eq!(blocked_by_lower_ordinals("db", "db-2", &healthy), None);
+        assert_eq!(blocked_by_lower_ordinals("db", 0, "db-2", &healthy), None);
         let broken = [
             pod("db-0", "Running", "False", false),
             pod("db-2", "Running", "True", false),
         ];
-        let why = blocked_by_lower_ordinals("db", "db-2", &broken).unwrap();
+        let why = blocked_by_lower_ordinals("db", 0, "db-2", &broken).unwrap();
         assert!(
-            why.starts_with("db-0, db-1 are not Running and Ready"),
+            why.starts_with("2 lower ordinals (db-0, db-1) not Running and Ready"),
             "{why}"
+        );
+        // Numbered from spec.ordinals.start: db-0 and db-1 are not the StatefulSet's.
+        let from_two = [pod("db-2", "Running", "True", false)];
+        assert_eq!(blocked_by_lower_ordinals("db", 2, "db-3", &from_two), None);
+        // A hostile ordinal is counted, not enumerated.
+        let far = blocked_by_lower_ordinals("db", 0, "db-4294967295", &healthy).unwrap();
+        assert!(
+            far.starts_with("4294967292 lower ordinals (db-3, db-4, db-5, db-6, db-7, …)"),
+            "{far}"
         );
         let leaving = [
             pod("db-0", "Running", "True", true),
             pod("db-1", "Pending", "True", false),
         ];
-        assert!(blocked_by_lower_ordinals("db", "db-1", &leaving).is_some());
-        assert_eq!(blocked_by_lower_ordinals("db", "db-0", &broken), None);
+        assert!(blocked_by_lower_ordinals("db", 0, "db-1", &leaving).is_some());
+        assert_eq!(blocked_by_lower_ordinals("db", 0, "db-0", &broken), None);
     }
 
     #[test]

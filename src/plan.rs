@@ -365,11 +365,15 @@ fn unavailable_rollout_sets(inventory: &Inventory) -> HashMap<(Arc<str>, Arc<str
         let Some(owner) = record.controller.as_ref() else {
             continue;
         };
-        // Without a count of available (or at least Ready) pods there is nothing to judge by.
-        let Some(available) = record.available_replicas.or(record.ready_replicas) else {
+        // Without the number of pods wanted there is nothing to judge by. The API server
+        // leaves a count of 0 out of the status: no count is none available.
+        let Some(want) = record.replicas else {
             continue;
         };
-        let want = record.replicas.unwrap_or(1);
+        let available = record
+            .available_replicas
+            .or(record.ready_replicas)
+            .unwrap_or(0);
         if &*record.kind == "ReplicaSet" && &*owner.kind == "Rollout" && available < want {
             sets.entry((record.namespace.clone(), owner.name.clone()))
                 .or_default()
@@ -404,11 +408,16 @@ fn plan_workload(
             decided,
         )
     };
-    if let Some(partition) = record.and_then(rolling_partition) {
+    // What keeps the whole StatefulSet from a restart (no control plane for its revision, an
+    // odd owner) is every pod's reason, held or not: lowering the partition would not help.
+    let partition = record
+        .and_then(rolling_partition)
+        .filter(|_| group.manual_reason.is_none());
+    if let Some(partition) = partition {
         let (held, rolling): (Vec<usize>, Vec<usize>) = group
             .pods
             .iter()
-            .partition(|&&i| ordinal(&name, &pods[i].name).is_some_and(|o| (o as i64) < partition));
+            .partition(|&&i| held_by_partition(&name, &pods[i].name, record, partition));
         if !held.is_empty() {
             let held = Group {
                 api_version: group.api_version.clone(),
@@ -439,6 +448,18 @@ pub fn ordinal(statefulset: &str, pod: &str) -> Option<u64> {
         .strip_prefix('-')?
         .parse()
         .ok()
+}
+
+/// Whether `pod` is below the partition. The partition counts pods by position, from the first
+/// ordinal (`spec.ordinals.start`), as the StatefulSet controller does.
+fn held_by_partition(
+    statefulset: &str,
+    pod: &str,
+    record: Option<&WorkloadRecord>,
+    partition: i64,
+) -> bool {
+    let start = record.map_or(0, |r| r.ordinal_start);
+    ordinal(statefulset, pod).is_some_and(|o| (o.saturating_sub(start) as i64) < partition)
 }
 
 /// A `RollingUpdate` StatefulSet's partition, when it holds any ordinal.
@@ -489,10 +510,15 @@ fn decide(
                 .iter()
                 .filter_map(|&i| ordinal(name, &pods[i].name))
                 .max();
-            let healthy = facts
+            let healthy: BTreeSet<u64> = facts
                 .statefulset_pods
-                .get(&(namespace.clone(), name.clone()));
-            match highest.and_then(|h| lower_ordinals_blocking(name, h, healthy)) {
+                .get(&(namespace.clone(), name.clone()))
+                .into_iter()
+                .flat_map(|pods| pods.iter().filter(|(_, ready)| **ready).map(|(o, _)| *o))
+                .collect();
+            let start = record.map_or(0, |r| r.ordinal_start);
+            let blocking = |h| lower_ordinals_blocking(name, start, h, &healthy);
+            match highest.and_then(blocking) {
                 Some(reason) => Err((reason, runbook::ORDERED_READY)),
                 None => Ok(action),
             }
@@ -509,21 +535,49 @@ fn decide(
 /// Running and Ready: which of them are not (or are not listed), as the reason, if any.
 fn lower_ordinals_blocking(
     name: &str,
+    start: u64,
     highest: u64,
-    healthy: Option<&BTreeMap<u64, bool>>,
+    healthy: &BTreeSet<u64>,
 ) -> Option<String> {
-    let blocking: Vec<String> = (0..highest)
-        .filter(|o| healthy.and_then(|h| h.get(o)) != Some(&true))
+    let not_ready = ordinals_not_ready(name, start, highest, healthy)?;
+    Some(format!(
+        "{not_ready} not Running and Ready (or not listed): with podManagementPolicy \
+         OrderedReady the StatefulSet would not recreate an evicted {name}-{highest} until every \
+         lower ordinal is, so evicting it could lose the pod for good"
+    ))
+}
+
+/// The ordinals from `start` below `highest` that are not in `healthy`, as text: how many, and
+/// the first few by name. Counted, not enumerated: a pod named `db-4294967295` (or a start of
+/// two billion) costs nothing.
+pub fn ordinals_not_ready(
+    name: &str,
+    start: u64,
+    highest: u64,
+    healthy: &BTreeSet<u64>,
+) -> Option<String> {
+    const NAMED: usize = 5;
+    let lower = highest.saturating_sub(start);
+    let count = lower - healthy.range(start..highest).count() as u64;
+    if count == 0 {
+        return None;
+    }
+    // Each step skips a healthy ordinal or names one: at most |healthy| + NAMED steps.
+    let named: Vec<String> = (start..highest)
+        .filter(|o| !healthy.contains(o))
+        .take(NAMED)
         .map(|o| format!("{name}-{o}"))
         .collect();
-    (!blocking.is_empty()).then(|| {
-        format!(
-            "{} not Running and Ready (or not listed): with podManagementPolicy OrderedReady \
-             the StatefulSet would not recreate an evicted {name}-{highest} until every lower \
-             ordinal is, so evicting it could lose the pod for good",
-            blocking.join(", ")
-        )
-    })
+    let more = if count > named.len() as u64 {
+        ", …"
+    } else {
+        ""
+    };
+    Some(format!(
+        "{count} lower ordinal{} ({}{more})",
+        if count == 1 { "" } else { "s" },
+        named.join(", ")
+    ))
 }
 
 /// Argo's own rule: a paused Rollout, or one whose ReplicaSets are not all fully available,
@@ -596,8 +650,8 @@ fn workload_plan(
 /// the same cluster always gives the same order and an operator can find a workload in it.
 /// Manual items follow, in the same order, without numbers.
 fn number(workloads: &mut [WorkloadPlan]) {
-    // No two entries share the key (a partition's two entries differ in being automatic), so
-    // an unstable sort gives the same order, without the stable sort's copy of the list.
+    // Only a partition's two entries can share a key, and they differ in being automatic; an
+    // unstable sort is deterministic all the same, and spares the stable sort's copy of the list.
     workloads.sort_unstable_by(|a, b| {
         (
             !a.action.is_automatic(),
@@ -1341,19 +1395,110 @@ mod tests {
             db.reason
                 .as_ref()
                 .unwrap()
-                .starts_with("db-0 not Running and Ready")
+                .starts_with("1 lower ordinal (db-0) not Running and Ready")
         );
         let gap = find(&plan, "StatefulSet", "gap");
         assert_eq!(gap.action, Action::Manual);
-        assert!(gap.reason.as_ref().unwrap().starts_with("gap-1 not"));
+        assert!(
+            gap.reason
+                .as_ref()
+                .unwrap()
+                .starts_with("1 lower ordinal (gap-1) not")
+        );
         assert_eq!(find(&plan, "StatefulSet", "fine").action, Action::Evict);
         assert_eq!(find(&plan, "StatefulSet", "par").action, Action::Evict);
     }
 
     #[test]
+    fn ordinals_count_from_the_statefulsets_start() {
+        let mut c = Cluster::new()
+            .object(
+                "StatefulSet",
+                "shop",
+                "db",
+                None,
+                json!({"spec": {"replicas": 2,
+                "ordinals": {"start": 3}, "updateStrategy": {"type": "OnDelete"}}}),
+            )
+            .object(
+                "StatefulSet",
+                "shop",
+                "part",
+                None,
+                json!({"spec": {"replicas": 2,
+                "ordinals": {"start": 3}, "updateStrategy": {"type": "RollingUpdate",
+                "rollingUpdate": {"partition": 1}}}}),
+            );
+        for name in ["db-3", "db-4", "part-3", "part-4"] {
+            let owner = name.split('-').next().unwrap();
+            c = c.pod(
+                "shop",
+                name,
+                Some(("StatefulSet", owner)),
+                OLD,
+                "Running",
+                true,
+            );
+        }
+        // A hostile ordinal: counted, not enumerated, and left to a person.
+        let plan = c
+            .object(
+                "StatefulSet",
+                "shop",
+                "odd",
+                None,
+                json!({"spec": {"updateStrategy": {"type": "OnDelete"}}}),
+            )
+            .pod(
+                "shop",
+                "odd-4294967295",
+                Some(("StatefulSet", "odd")),
+                OLD,
+                "Running",
+                true,
+            )
+            .plan(&PlanOptions::default());
+        // db-3 is the first pod: nothing below it keeps db-4 from coming back.
+        assert_eq!(find(&plan, "StatefulSet", "db").action, Action::Evict);
+        // The partition counts positions: part-3 (position 0) is held, part-4 is restarted.
+        let part = entries(&plan, "StatefulSet", "part");
+        assert_eq!(part[0].pods, [Arc::from("part-4")]);
+        assert_eq!(part[1].pods, [Arc::from("part-3")]);
+        let odd = find(&plan, "StatefulSet", "odd");
+        assert_eq!(odd.action, Action::Manual);
+        assert!(
+            odd.reason
+                .as_ref()
+                .unwrap()
+                .starts_with("4294967295 lower ordinals (odd-0")
+        );
+    }
+
+    #[test]
+    fn a_partitioned_statefulset_without_a_control_plane_is_one_manual_entry() {
+        let c = Cluster::new().object("StatefulSet", "shop", "db", None, json!({"spec": {
+            "replicas": 2, "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 1}}}}));
+        let c = statefulset_pods(c, "db", &[true; 2]);
+        let mut plan_input = c;
+        for item in plan_input.items.iter_mut().filter(|i| {
+            i["kind"] == "Pod"
+                && i["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("db-"))
+        }) {
+            item["metadata"]["labels"] = json!({"istio.io/rev": "gone"});
+        }
+        let plan = plan_input.plan(&PlanOptions::default());
+        let db = entries(&plan, "StatefulSet", "db");
+        assert_eq!(db.len(), 1, "{db:#?}");
+        assert_eq!(db[0].runbook, Some(runbook::NO_CONTROL_PLANE));
+    }
+
+    #[test]
     fn argo_rollouts_that_would_ignore_a_restart_are_manual() {
         let rollout = |c: Cluster, name: &str, extra: Value, available: Option<i64>| {
-            let mut rs = json!({"spec": {"replicas": 2}, "status": {"readyReplicas": 2}});
+            // No count at all is how the API server writes none available.
+            let mut rs = json!({"spec": {"replicas": 2}, "status": {"replicas": 2}});
             if let Some(available) = available {
                 rs["status"]["availableReplicas"] = json!(available);
             }
@@ -1390,6 +1535,7 @@ mod tests {
             Some(2),
         );
         let c = rollout(c, "short", json!({}), Some(1));
+        let c = rollout(c, "none-available", json!({}), None);
         let recorded = json!({"metadata": {"annotations": {TARGET_ANNOTATION: "1.24.1"}}});
         let plan = rollout(c, "restarting", recorded, Some(1)).plan(&PlanOptions::default());
 
@@ -1405,6 +1551,7 @@ mod tests {
             ("stepping", "is paused"),
             ("held", "is paused"),
             ("short", "short-rs (1 of 2 available)"),
+            ("none-available", "none-available-rs (0 of 2 available)"),
         ] {
             let w = find(&plan, "Rollout", name);
             assert_eq!(w.action, Action::Manual, "{name}");

@@ -574,7 +574,7 @@ async fn an_ordered_statefulset_with_a_lower_pod_not_ready_is_left_to_a_person()
         redis["reason"]
             .as_str()
             .unwrap()
-            .starts_with("redis-0 not Running and Ready"),
+            .starts_with("1 lower ordinal (redis-0) not Running and Ready"),
         "{redis}"
     );
     assert!(

@@ -96,6 +96,8 @@ pub struct WorkloadRecord {
     pub update_strategy: Option<Arc<str>>,
     /// `spec.updateStrategy.rollingUpdate.partition` of StatefulSets.
     pub partition: Option<i64>,
+    /// `spec.ordinals.start` of StatefulSets: the first pod's ordinal.
+    pub ordinal_start: u64,
     /// `spec.podManagementPolicy` of StatefulSets is `Parallel` (not `OrderedReady`).
     pub parallel_pods: bool,
     /// Argo Rollouts: `status.pauseConditions` or `status.controllerPause`.
@@ -392,6 +394,11 @@ impl InventoryBuilder {
                 .and_then(|s| s.type_)
                 .map(|s| self.intern(&s)),
             parallel_pods: spec.pod_management_policy.as_deref() == Some("Parallel"),
+            ordinal_start: spec
+                .ordinals
+                .as_ref()
+                .and_then(|o| o.start)
+                .map_or(0, |s| s.max(0) as u64),
             paused_by_controller: !status.pause_conditions.is_empty()
                 || status.controller_pause == Some(true),
             available_replicas: status.available_replicas,

@@ -360,7 +360,16 @@ pub struct WorkloadSpec {
     pub update_strategy: Option<UpdateStrategy>,
     /// StatefulSets: `OrderedReady` (the default) or `Parallel`.
     pub pod_management_policy: Option<String>,
+    /// StatefulSets: `spec.ordinals`, where the ordinals start.
+    pub ordinals: Option<Ordinals>,
     pub template: Option<PodTemplate>,
+}
+
+/// `spec.ordinals` of a StatefulSet: its pods are numbered from `start` (0 when absent).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Ordinals {
+    pub start: Option<i64>,
 }
 
 /// The status fields of workloads the rules read: istiod's for the gate, Argo Rollouts' for
