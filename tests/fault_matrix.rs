@@ -295,18 +295,23 @@ async fn an_expired_continue_token_restarts_the_list() {
     assert_eq!(faulted["workloads"], clean["workloads"]);
 }
 
+/// `code` for the workload billing's `method` request: the GET of the object itself (not a
+/// list or a watch, which carry a query), or its patch.
+fn billing_fault(method: &'static str, code: u16) -> Rule {
+    let rule = Rule::new(method, BILLING, Fault::Status(code), 5);
+    if method == "GET" {
+        rule.query("")
+    } else {
+        rule
+    }
+}
+
 /// A permanent fault: reported with its code, and the request is not retried.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permanent_faults_are_reported_not_retried() {
     // Reading or patching the workload: it fails with the reason; the run goes on.
     for (method, code) in [("GET", 403), ("PATCH", 422), ("PATCH", 403)] {
-        let rule = Rule::new(method, BILLING, Fault::Status(code), 5);
-        let rule = if method == "GET" {
-            rule.query("")
-        } else {
-            rule
-        };
-        let outcome = through_proxy(vec![rule], RUN_PAYMENTS).await;
+        let outcome = through_proxy(vec![billing_fault(method, code)], RUN_PAYMENTS).await;
         assert_eq!(outcome.code, Some(3), "{method} {code}: {}", outcome.stderr);
         let report = outcome.report.as_ref().unwrap();
         let billing = workload(report, "Deployment", "payments", "billing");
@@ -330,13 +335,7 @@ async fn permanent_faults_are_reported_not_retried() {
     // Deleted since the plan (404 on reading or on patching it): nothing is left to renew, so
     // it is skipped with the reason, not failed, and the run succeeds.
     for method in ["GET", "PATCH"] {
-        let rule = Rule::new(method, BILLING, Fault::Status(404), 5);
-        let rule = if method == "GET" {
-            rule.query("")
-        } else {
-            rule
-        };
-        let outcome = through_proxy(vec![rule], RUN_PAYMENTS).await;
+        let outcome = through_proxy(vec![billing_fault(method, 404)], RUN_PAYMENTS).await;
         assert_eq!(outcome.code, Some(0), "{method} 404: {}", outcome.stderr);
         let report = outcome.report.as_ref().unwrap();
         let billing = workload(report, "Deployment", "payments", "billing");

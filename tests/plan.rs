@@ -32,18 +32,20 @@ fn plan_json(args: &[&str]) -> Value {
     plan_file_json(EXAMPLE, args)
 }
 
-/// `plan --snapshot FILE --format json ARGS`, which must succeed; its report.
-fn plan_file_json(file: &str, args: &[&str]) -> Value {
+/// `plan --snapshot FILE --format json ARGS`: its exit code, its stderr and its stdout.
+fn plan_file(file: &str, args: &[&str]) -> (Option<i32>, String, Vec<u8>) {
     let mut all = vec!["plan", "--snapshot", file, "--format", "json"];
     all.extend_from_slice(args);
     let output = run(&all);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "stderr: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("stdout is one JSON document")
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code(), stderr, output.stdout)
+}
+
+/// `plan --snapshot FILE --format json ARGS`, which must succeed; its report.
+fn plan_file_json(file: &str, args: &[&str]) -> Value {
+    let (code, stderr, stdout) = plan_file(file, args);
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    serde_json::from_slice(&stdout).expect("stdout is one JSON document")
 }
 
 fn workload<'a>(report: &'a Value, kind: &str, namespace: &str, name: &str) -> &'a Value {
@@ -527,20 +529,13 @@ fn objects_listed_twice_are_refused() {
     ];
     for (items, named) in cases {
         let (_dir, path) = snapshot_of(items);
-        let output = run(&[
-            "plan",
-            "--snapshot",
-            path.to_str().unwrap(),
-            "--format",
-            "json",
-        ]);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        let (code, stderr, stdout) = plan_file(path.to_str().unwrap(), &[]);
+        assert_eq!(code, Some(1), "{stderr}");
         assert!(
             stderr.contains(named) && stderr.contains("listed twice"),
             "{stderr}"
         );
-        assert!(output.stdout.is_empty());
+        assert!(stdout.is_empty());
     }
 }
 
@@ -575,16 +570,9 @@ fn any_skip_value_but_false_keeps_a_pod_out_and_odd_ones_are_named() {
             serde_json::json!({"labels": {SKIP: "False"}}),
         ),
     ]);
-    let output = run(&[
-        "plan",
-        "--snapshot",
-        path.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let (code, stderr, stdout) = plan_file(path.to_str().unwrap(), &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let report: Value = serde_json::from_slice(&stdout).unwrap();
     let verdict = |name: &str| {
         report["pods"]
             .as_array()
@@ -665,21 +653,16 @@ fn namespace_options_take_only_namespace_names() {
         assert_eq!(output.status.code(), Some(1), "{option} {name:?}: {stderr}");
         assert!(stderr.contains("not a namespace name"), "{stderr}");
     }
-    let output = run(&[
-        "plan",
-        "--snapshot",
-        EXAMPLE,
-        "--format",
-        "json",
+    let scoped = [
         "--namespace",
         "shop",
         "--namespace",
         "shpo",
         "--exclude-namespace",
         "paymnts",
-    ]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    ];
+    let (code, stderr, _) = plan_file(EXAMPLE, &scoped);
+    assert_eq!(code, Some(0), "{stderr}");
     assert!(
         stderr.contains("--namespace shpo: the inventory has no such namespace"),
         "{stderr}"
@@ -688,17 +671,8 @@ fn namespace_options_take_only_namespace_names() {
     // Outside --namespace nothing is looked at, so an exclusion there is not looked for; without
     // --namespace a misspelt one is named.
     assert!(!stderr.contains("--exclude-namespace paymnts"), "{stderr}");
-    let output = run(&[
-        "plan",
-        "--snapshot",
-        EXAMPLE,
-        "--format",
-        "json",
-        "--exclude-namespace",
-        "paymnts",
-    ]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let (code, stderr, _) = plan_file(EXAMPLE, &["--exclude-namespace", "paymnts"]);
+    assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("--exclude-namespace paymnts"), "{stderr}");
     // Space after a comma in a variable is not part of a name.
     let output = binary()
