@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::image::{Comparison, Expected, ImageRef, compare};
-use crate::inventory::{PodPhase, ProxyPod};
+use crate::inventory::{PodPhase, PodRecord};
 
 /// The verdicts in the order they are decided: the first that applies wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -67,7 +67,7 @@ pub struct Classified {
     pub proxy_version: Option<String>,
 }
 
-pub fn classify(pod: &ProxyPod, context: &PodContext) -> Classified {
+pub fn classify(pod: &PodRecord, context: &PodContext) -> Classified {
     let parsed = pod.proxy_image.as_deref().map(ImageRef::parse);
     let proxy_version = match &parsed {
         Some(Ok(image)) => image.version().map(|v| v.version.to_string()),
@@ -132,8 +132,8 @@ mod tests {
     use crate::image::parse_version;
     use std::sync::Arc;
 
-    fn pod(image: &str, phase: PodPhase, ready: bool) -> ProxyPod {
-        ProxyPod {
+    fn pod(image: &str, phase: PodPhase, ready: bool) -> PodRecord {
+        PodRecord {
             namespace: Arc::from("shop"),
             name: "orders-1".into(),
             phase,
@@ -170,12 +170,12 @@ mod tests {
             excluded_by: None,
             expected: Err("revision 1-22 has no istiod".into()),
         };
-        let with = |f: &dyn Fn(&mut ProxyPod)| {
+        let with = |f: &dyn Fn(&mut PodRecord)| {
             let mut p = pod(OLD, PodPhase::Running, true);
             f(&mut p);
             p
         };
-        let cases: Vec<(ProxyPod, &PodContext, Verdict)> = vec![
+        let cases: Vec<(PodRecord, &PodContext, Verdict)> = vec![
             (with(&|p| p.skip = true), &ok, Verdict::Excluded),
             (
                 pod(OLD, PodPhase::Running, true),

@@ -331,7 +331,7 @@ fn uncompared(mode: Mode, started: DateTime<Utc>, inventory: &Inventory, error: 
         mode,
         started,
         inventory.pods_total,
-        inventory.proxy_pods.len(),
+        inventory.pod_records.len(),
         error.to_string(),
     )
 }

@@ -932,13 +932,13 @@ fn pod_is_current(pod: &Pod, control_plane: &ControlPlane) -> bool {
     }
     let inventory = builder.finish();
     inventory
-        .proxy_pods
+        .pod_records
         .first()
         .is_some_and(|p| stale_reason(p, control_plane).is_none())
 }
 
 /// Why a pod's proxy is not the expected one, or `None` when it is.
-fn stale_reason(pod: &crate::inventory::ProxyPod, control_plane: &ControlPlane) -> Option<String> {
+fn stale_reason(pod: &crate::inventory::PodRecord, control_plane: &ControlPlane) -> Option<String> {
     let expected = match control_plane.expected_for(pod.revision.as_deref()) {
         Ok(expected) => expected,
         Err(why) => return Some(why),
@@ -1015,7 +1015,7 @@ async fn verify(
     let inventory = builder.into_inner().finish();
     // A set, so that a workload of thousands of pods is checked in linear time.
     let with_proxy: std::collections::HashSet<&str> =
-        inventory.proxy_pods.iter().map(|p| &*p.name).collect();
+        inventory.pod_records.iter().map(|p| &*p.name).collect();
     let without_proxy: Vec<String> = live
         .into_inner()
         .into_iter()
@@ -1031,7 +1031,7 @@ async fn verify(
         )));
     }
     let stale: Vec<String> = inventory
-        .proxy_pods
+        .pod_records
         .iter()
         // Terminating, completed and failed (evicted, shut down) pods are leftovers the
         // controller never replaces; only live pods must carry the new proxy.

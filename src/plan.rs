@@ -10,7 +10,7 @@ use crate::classify::{PodContext, Verdict, classify};
 use crate::controlplane::ControlPlane;
 use crate::image::Expected;
 use crate::inventory::{
-    Interner, Inventory, PodPhase, ProxyPod, ResolvedWorkload, SKIP_KEY, WorkloadRecord,
+    Interner, Inventory, PodPhase, PodRecord, ResolvedWorkload, SKIP_KEY, WorkloadRecord,
 };
 
 /// The runbooks the report links to, one per situation a person has to handle.
@@ -181,7 +181,7 @@ struct Facts {
 pub fn plan(inventory: &Inventory, control_plane: &ControlPlane, options: &PlanOptions) -> Plan {
     let mut result = Plan {
         pods_total: inventory.pods_total,
-        proxies: inventory.proxy_pods.len(),
+        proxies: inventory.pod_records.len(),
         ..Plan::default()
     };
     let mut facts = Facts {
@@ -216,14 +216,14 @@ fn group_pods(
 ) -> BTreeMap<WorkloadKey, Group> {
     let mut groups: BTreeMap<WorkloadKey, Group> = BTreeMap::new();
     let mut strings = Interner::default();
-    let mut order: Vec<usize> = (0..inventory.proxy_pods.len()).collect();
+    let mut order: Vec<usize> = (0..inventory.pod_records.len()).collect();
     order.sort_by(|&a, &b| {
-        let (a, b) = (&inventory.proxy_pods[a], &inventory.proxy_pods[b]);
+        let (a, b) = (&inventory.pod_records[a], &inventory.pod_records[b]);
         (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name))
     });
 
     for index in order {
-        let pod = &inventory.proxy_pods[index];
+        let pod = &inventory.pod_records[index];
         let workload = inventory.resolve_workload(pod);
         if &*workload.kind == "StatefulSet"
             && let Some(ordinal) = ordinal(&workload.name, &pod.name)
@@ -285,7 +285,7 @@ fn group_pods(
 fn add_to_group(
     groups: &mut BTreeMap<WorkloadKey, Group>,
     strings: &mut Interner,
-    pod: &ProxyPod,
+    pod: &PodRecord,
     workload: &ResolvedWorkload,
     expected: &Result<&Expected, String>,
     pod_index: usize,
@@ -333,7 +333,7 @@ fn add_to_group(
 fn excluded_by(
     inventory: &Inventory,
     options: &PlanOptions,
-    pod: &ProxyPod,
+    pod: &PodRecord,
     workload: &ResolvedWorkload,
 ) -> Option<String> {
     let namespace_record = inventory.namespaces.get(pod.namespace.as_ref());

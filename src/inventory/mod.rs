@@ -59,10 +59,11 @@ pub struct OwnerRef {
     pub name: Arc<str>,
 }
 
-/// A pod that carries an Istio proxy. One is kept per proxy until the plan is made, so it is
-/// kept small: shared strings are interned, rare ones boxed.
+/// A pod the rules judge: every pod that carries an Istio proxy, and every Running pod without
+/// one (a webhook may want to inject it, DESIGN §2.1). One is kept per such pod until the plan
+/// is made, so it is kept small: shared strings are interned, rare ones boxed.
 #[derive(Debug, Clone)]
-pub struct ProxyPod {
+pub struct PodRecord {
     pub namespace: Arc<str>,
     /// Shared with the plan and the report, which list the pod by name.
     pub name: Arc<str>,
@@ -72,13 +73,67 @@ pub struct ProxyPod {
     pub ready: bool,
     pub terminating: bool,
     pub controller: Option<Arc<OwnerRef>>,
+    /// The proxy, when the pod carries one.
+    pub proxy: Option<Box<Proxy>>,
     /// The proxy container's image as the pod spec names it; `None` when it names none.
     pub proxy_image: Option<Arc<str>>,
+    /// The revision the pod names: its `istio.io/rev` label, else its sidecar status's.
     pub revision: Option<Arc<str>>,
     pub skip: bool,
     /// Labelled `kyma-project.io/module`: a bare pod of a Kyma module is in the `kyma` phase.
     pub module_label: bool,
     pub custom_proxy_image: Option<Box<str>>,
+    /// What the injector reads of the pod: its kept labels and Istio's annotations.
+    pub injection: Box<InjectionFacts>,
+}
+
+impl PodRecord {
+    pub fn has_proxy(&self) -> bool {
+        self.proxy.is_some()
+    }
+}
+
+/// The proxy a pod carries, as far as the drift rules look (DESIGN §2.3a).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Proxy {
+    /// The revision that injected it: the sidecar status's, else the `istio.io/rev` annotation
+    /// or label.
+    pub revision: Option<Arc<str>>,
+    /// An init container with `restartPolicy: Always`.
+    pub native: bool,
+    pub resources: istio_injection::proxy::Resources,
+    /// The pod has the `istio-init` init container (traffic set up without Istio CNI).
+    pub istio_init: bool,
+    /// The pod has the `istio-validation` init container (with Istio CNI).
+    pub istio_validation: bool,
+}
+
+/// The pod's labels a selector may read (the kept keys) and the annotations Istio's injector
+/// reads, besides `hostNetwork`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InjectionFacts {
+    pub labels: Box<[(Arc<str>, Arc<str>)]>,
+    pub annotations: Box<[(&'static str, Box<str>)]>,
+    pub host_network: bool,
+}
+
+/// The pod annotations the injector reads.
+const INJECTOR_ANNOTATIONS: [&str; 6] = [
+    istio_injection::policy::INJECT_KEY,
+    istio_injection::proxy::NATIVE_SIDECAR_ANNOTATION,
+    "sidecar.istio.io/proxyCPU",
+    "sidecar.istio.io/proxyMemory",
+    "sidecar.istio.io/proxyCPULimit",
+    "sidecar.istio.io/proxyMemoryLimit",
+];
+
+impl InjectionFacts {
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| &**v)
+    }
 }
 
 /// A workload or intermediate owner (ReplicaSet, Deployment, StatefulSet, …).
@@ -107,6 +162,8 @@ pub struct WorkloadRecord {
     pub annotations: Box<[(String, String)]>,
     /// Image of the `discovery` container, for istiod Deployments.
     pub discovery_image: Option<Box<str>>,
+    /// `ENABLE_NATIVE_SIDECARS` of the `discovery` container, for istiod Deployments.
+    pub discovery_native_sidecars: Option<Box<str>>,
     /// The `app` label (`istiod` for the control plane).
     pub app: Option<Arc<str>>,
     /// The `istio.io/rev` label.
@@ -119,6 +176,8 @@ pub struct WorkloadRecord {
 pub struct NamespaceRecord {
     pub skip: bool,
     pub revision: Option<String>,
+    /// The kept labels, for webhooks' `namespaceSelector`s.
+    pub labels: Box<[(String, String)]>,
 }
 
 /// An istiod pod, for the control-plane gate.
@@ -140,6 +199,8 @@ pub struct InjectorConfigMap {
     pub name: String,
     pub revision: Option<String>,
     pub values: Option<String>,
+    /// `data.config` (YAML): the injector's policy and selectors.
+    pub config: Option<String>,
 }
 
 /// How many pods an [`InventoryBuilder`] held at some point.
@@ -147,7 +208,7 @@ pub struct InjectorConfigMap {
 pub struct PodsCheckpoint {
     pods_total: usize,
     seen_pods: usize,
-    proxy_pods: usize,
+    pod_records: usize,
     istiod_pods: usize,
 }
 
@@ -216,13 +277,15 @@ impl Eq for ObjectKey {}
 #[derive(Debug, Default)]
 pub struct Inventory {
     pub pods_total: usize,
-    pub proxy_pods: Vec<ProxyPod>,
+    pub pod_records: Vec<PodRecord>,
     /// Boxed: a big cluster has tens of thousands of owners (old ReplicaSets included), and the
     /// table's spare capacity then costs a key and a pointer per slot, not a whole record.
     pub workloads: HashMap<ObjectKey, Box<WorkloadRecord>>,
     pub namespaces: HashMap<String, NamespaceRecord>,
     pub istiod_pods: Vec<IstiodPod>,
     pub injectors: Vec<InjectorConfigMap>,
+    /// Istio's MutatingWebhookConfigurations (those with a `…sidecar-injector.istio.io` webhook).
+    pub webhook_configurations: Vec<istio_injection::WebhookConfiguration>,
     /// Objects (pods and owners) with two controller references, naming both. Rare, so kept
     /// aside rather than in every record.
     pub controller_conflicts: HashMap<ObjectKey, Box<str>>,
@@ -345,6 +408,9 @@ impl InventoryBuilder {
             ("ConfigMap", Body::ConfigMap { data }) => {
                 self.add_injector(namespace.clone(), name.clone(), data)
             }
+            (model::WEBHOOK_CONFIGURATION, Body::Webhooks { webhooks }) => {
+                self.add_webhook_configuration(&name, metadata, webhooks)
+            }
             (_, _) => {
                 *self.inventory.ignored_kinds.entry(kind).or_default() += 1;
                 return Ok(());
@@ -367,11 +433,12 @@ impl InventoryBuilder {
         spec: model::WorkloadSpec,
         status: model::WorkloadStatus,
     ) -> Added {
-        let discovery_image = spec
+        let discovery = spec
             .template
             .as_ref()
-            .and_then(|t| t.spec.containers.iter().find(|c| c.name == "discovery"))
-            .and_then(|c| c.image.clone());
+            .and_then(|t| t.spec.containers.iter().find(|c| c.name == "discovery"));
+        let discovery_image = discovery.and_then(|c| c.image.clone());
+        let discovery_native_sidecars = discovery.and_then(|c| c.native_sidecars_env.clone());
         let controller = self.controller_of(kind, namespace, name, &metadata);
         let record = WorkloadRecord {
             api_version: self.intern(&api_version),
@@ -404,6 +471,7 @@ impl InventoryBuilder {
             available_replicas: status.available_replicas,
             annotations: metadata.annotations.0.into_boxed_slice(),
             discovery_image: discovery_image.map(String::into_boxed_str),
+            discovery_native_sidecars,
             app: metadata.labels.get("app").map(|a| self.intern(a)),
             revision: metadata.labels.get(REVISION_LABEL).map(|r| self.intern(r)),
             replicas: spec.replicas,
@@ -430,6 +498,7 @@ impl InventoryBuilder {
         let record = NamespaceRecord {
             skip: carries_skip(metadata, "Namespace", "", name),
             revision: metadata.labels.get(REVISION_LABEL).map(str::to_string),
+            labels: metadata.labels.0.clone().into_boxed_slice(),
         };
         self.inventory.namespaces.insert(name.to_string(), record);
         Added::New
@@ -458,7 +527,33 @@ impl InventoryBuilder {
             name,
             revision,
             values: data.values,
+            config: data.config,
         });
+        Added::New
+    }
+
+    /// Keeps Istio's injection webhook configurations; others are not the rules' business.
+    fn add_webhook_configuration(
+        &mut self,
+        name: &str,
+        metadata: Metadata,
+        webhooks: Vec<istio_injection::webhooks::Webhook>,
+    ) -> Added {
+        let configuration = istio_injection::WebhookConfiguration {
+            metadata: istio_injection::webhooks::Metadata {
+                name: name.to_string(),
+                labels: metadata.labels.0.into_iter().collect(),
+            },
+            webhooks,
+        };
+        if !configuration.is_istio_injector() {
+            return Added::New;
+        }
+        let configurations = &mut self.inventory.webhook_configurations;
+        if configurations.iter().any(|c| c.metadata.name == name) {
+            return Added::Twice;
+        }
+        configurations.push(configuration);
         Added::New
     }
 
@@ -534,13 +629,20 @@ impl InventoryBuilder {
             });
         }
 
-        let Some(proxy) = find_proxy(&metadata, &spec).filter(|_| in_scope) else {
+        if !in_scope {
             return Ok(());
-        };
-        let proxy_image = proxy.image.as_deref().map(|i| self.intern(i));
+        }
+        let proxy = find_proxy(&metadata, &spec);
+        // A pod without a proxy matters only while it runs: a webhook may want to inject it.
+        if proxy.is_none() && (phase != PodPhase::Running || terminating) {
+            return Ok(());
+        }
+        let proxy_image = proxy.and_then(|p| p.image.as_deref()).map(|i| self.intern(i));
+        let proxy = proxy.map(|container| Box::new(proxy_of(&metadata, &spec, container, self)));
         let controller = self.controller_of("Pod", &namespace, &name, &metadata);
         let skip = carries_skip(&metadata, "Pod", &namespace, &name);
-        self.inventory.proxy_pods.push(ProxyPod {
+        let injection = Box::new(self.injection_facts(&metadata, spec.host_network));
+        self.inventory.pod_records.push(PodRecord {
             namespace,
             name: Arc::from(name),
             phase,
@@ -548,6 +650,7 @@ impl InventoryBuilder {
             ready,
             terminating,
             controller,
+            proxy,
             proxy_image,
             revision,
             skip,
@@ -556,8 +659,28 @@ impl InventoryBuilder {
                 .annotations
                 .get(PROXY_IMAGE_ANNOTATION)
                 .map(Box::from),
+            injection,
         });
         Ok(())
+    }
+
+    /// The kept labels, interned (a ReplicaSet's pods share them), and the injector's annotations.
+    fn injection_facts(&mut self, metadata: &Metadata, host_network: bool) -> InjectionFacts {
+        let labels = metadata
+            .labels
+            .0
+            .iter()
+            .map(|(k, v)| (self.intern(k), self.intern(v)))
+            .collect();
+        let annotations = INJECTOR_ANNOTATIONS
+            .iter()
+            .filter_map(|key| metadata.annotations.get(key).map(|v| (*key, Box::from(v))))
+            .collect();
+        InjectionFacts {
+            labels,
+            annotations,
+            host_network,
+        }
     }
 
     /// Where the pods stand now, to [`rewind_pods`](Self::rewind_pods) to.
@@ -565,7 +688,7 @@ impl InventoryBuilder {
         PodsCheckpoint {
             pods_total: self.inventory.pods_total,
             seen_pods: self.seen_order.len(),
-            proxy_pods: self.inventory.proxy_pods.len(),
+            pod_records: self.inventory.pod_records.len(),
             istiod_pods: self.inventory.istiod_pods.len(),
         }
     }
@@ -574,7 +697,7 @@ impl InventoryBuilder {
     /// expired lists them again.
     pub fn rewind_pods(&mut self, checkpoint: PodsCheckpoint) {
         self.inventory.pods_total = checkpoint.pods_total;
-        self.inventory.proxy_pods.truncate(checkpoint.proxy_pods);
+        self.inventory.pod_records.truncate(checkpoint.pod_records);
         self.inventory.istiod_pods.truncate(checkpoint.istiod_pods);
         for seen in self.seen_order.drain(checkpoint.seen_pods..) {
             self.seen_pods.remove(&seen);
@@ -587,6 +710,9 @@ impl InventoryBuilder {
         self.inventory.workloads.extend(owners.workloads);
         self.inventory.namespaces.extend(owners.namespaces);
         self.inventory.injectors.extend(owners.injectors);
+        self.inventory
+            .webhook_configurations
+            .extend(owners.webhook_configurations);
         self.inventory
             .controller_conflicts
             .extend(owners.controller_conflicts);
@@ -604,6 +730,7 @@ impl InventoryBuilder {
         match kind {
             "Namespace" => inventory.namespaces.clear(),
             "ConfigMap" => inventory.injectors.retain(|c| !listed(&c.namespace)),
+            model::WEBHOOK_CONFIGURATION => inventory.webhook_configurations.clear(),
             _ => inventory
                 .workloads
                 .retain(|key, _| !(&*key.kind == kind && listed(&key.namespace))),
@@ -622,7 +749,7 @@ impl InventoryBuilder {
 
     pub fn finish(mut self) -> Inventory {
         // The pods' vector grew by doubling; what it holds is all the plan needs.
-        self.inventory.proxy_pods.shrink_to_fit();
+        self.inventory.pod_records.shrink_to_fit();
         self.inventory
     }
 }
@@ -753,6 +880,33 @@ fn find_proxy<'a>(metadata: &Metadata, spec: &'a model::PodSpec) -> Option<&'a C
         })
 }
 
+/// What the drift rules read of a pod's proxy.
+fn proxy_of(
+    metadata: &Metadata,
+    spec: &model::PodSpec,
+    container: &Container,
+    builder: &mut InventoryBuilder,
+) -> Proxy {
+    let revision = metadata
+        .annotations
+        .get(SIDECAR_STATUS)
+        .and_then(status_revision)
+        .or_else(|| metadata.annotations.get(REVISION_LABEL).map(str::to_string))
+        .or_else(|| metadata.labels.get(REVISION_LABEL).map(str::to_string))
+        .filter(|r| !r.is_empty());
+    let has_init = |name: &str| spec.init_containers.iter().any(|c| c.name == name);
+    Proxy {
+        revision: revision.map(|r| builder.intern(&r)),
+        native: spec
+            .init_containers
+            .iter()
+            .any(|c| std::ptr::eq(c, container)),
+        resources: container.resources.as_deref().cloned().unwrap_or_default(),
+        istio_init: has_init(istio_injection::proxy::INIT_CONTAINER),
+        istio_validation: has_init(istio_injection::proxy::VALIDATION_CONTAINER),
+    }
+}
+
 /// Where a pod's controller chain ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedWorkload {
@@ -792,7 +946,7 @@ impl Inventory {
     /// DESIGN §2.5: walk controller references upward. An intermediate owner that is missing
     /// ends the walk at it (named by the reference); so does a cycle, a chain deeper than
     /// [`MAX_OWNER_DEPTH`], and an object with two controllers (which one owns it is unknown).
-    pub fn resolve_workload(&self, pod: &ProxyPod) -> ResolvedWorkload {
+    pub fn resolve_workload(&self, pod: &PodRecord) -> ResolvedWorkload {
         let itself = || ResolvedWorkload {
             kind: Arc::from("Pod"),
             api_version: Arc::from("v1"),
@@ -954,12 +1108,12 @@ mod tests {
             only_init,
             plain,
         ]);
-        let names: Vec<_> = inventory.proxy_pods.iter().map(|p| &*p.name).collect();
+        let names: Vec<_> = inventory.pod_records.iter().map(|p| &*p.name).collect();
         assert_eq!(names, ["sidecar", "native", "renamed"]);
         assert_eq!(inventory.pods_total, 5);
-        assert_eq!(inventory.proxy_pods[2].revision.as_deref(), Some("1-24"));
+        assert_eq!(inventory.pod_records[2].revision.as_deref(), Some("1-24"));
         assert_eq!(
-            inventory.proxy_pods[2].proxy_image.as_deref(),
+            inventory.pod_records[2].proxy_image.as_deref(),
             Some("istio/proxyv2:1.24.1")
         );
     }
@@ -1003,7 +1157,7 @@ mod tests {
             pod_json("bare", None),
         ]);
         let resolved: Vec<_> = inventory
-            .proxy_pods
+            .pod_records
             .iter()
             .map(|p| {
                 let w = inventory.resolve_workload(p);
@@ -1040,7 +1194,7 @@ mod tests {
             rs,
             workload_json("Deployment", "web", None),
         ]);
-        assert!(inventory.resolve_workload(&inventory.proxy_pods[0]).skip);
+        assert!(inventory.resolve_workload(&inventory.pod_records[0]).skip);
     }
 
     #[test]
@@ -1064,7 +1218,7 @@ mod tests {
         // What came before the checkpoint is still known.
         assert!(builder.add(object(pod_json("a", None)), "item 2").is_err());
         let inventory = builder.finish();
-        let names: Vec<_> = inventory.proxy_pods.iter().map(|p| &*p.name).collect();
+        let names: Vec<_> = inventory.pod_records.iter().map(|p| &*p.name).collect();
         assert_eq!(names, ["a", "b"]);
         assert_eq!(inventory.pods_total, 2);
     }
@@ -1102,7 +1256,7 @@ mod tests {
                 .workload("ReplicaSet", "other", "elsewhere-abc")
                 .is_some()
         );
-        let resolved = inventory.resolve_workload(&inventory.proxy_pods[0]);
+        let resolved = inventory.resolve_workload(&inventory.pod_records[0]);
         assert_eq!((&*resolved.kind, resolved.found), ("ReplicaSet", false));
     }
 
@@ -1114,7 +1268,7 @@ mod tests {
             workload_json("ReplicaSet", "web-abc", Some(("Deployment", "web"))),
         ]);
         let owners: Vec<_> = inventory
-            .proxy_pods
+            .pod_records
             .iter()
             .map(|p| p.controller.clone().unwrap())
             .collect();
@@ -1160,7 +1314,7 @@ mod tests {
                     inventory.namespaces["quiet"].skip, skips,
                     "{place} {value:?}"
                 );
-                assert_eq!(inventory.proxy_pods[0].skip, skips, "{place} {value:?}");
+                assert_eq!(inventory.pod_records[0].skip, skips, "{place} {value:?}");
                 let record = inventory.workload("ReplicaSet", "shop", "web-abc").unwrap();
                 assert_eq!(record.skip, skips, "{place} {value:?}");
             }
@@ -1241,7 +1395,7 @@ mod tests {
             rs,
             workload_json("Deployment", "web", None),
         ]);
-        let torn = inventory.resolve_workload(&inventory.proxy_pods[0]);
+        let torn = inventory.resolve_workload(&inventory.pod_records[0]);
         assert_eq!((&*torn.kind, &*torn.name), ("Pod", "torn"));
         assert_eq!(
             torn.problem.as_deref(),
@@ -1250,7 +1404,7 @@ mod tests {
                  StatefulSet db): which one owns it is unclear"
             )
         );
-        let shared = inventory.resolve_workload(&inventory.proxy_pods[1]);
+        let shared = inventory.resolve_workload(&inventory.pod_records[1]);
         assert_eq!((&*shared.kind, &*shared.name), ("ReplicaSet", "shared-abc"));
         assert!(
             shared
@@ -1277,7 +1431,7 @@ mod tests {
         let inventory = build(items);
         let problem = |i: usize| {
             inventory
-                .resolve_workload(&inventory.proxy_pods[i])
+                .resolve_workload(&inventory.pod_records[i])
                 .problem
                 .unwrap()
         };
@@ -1297,7 +1451,7 @@ mod tests {
         module["metadata"]["labels"] = serde_json::json!({MODULE_LABEL: "x"});
         let inventory = build(vec![module, pod_json("plain", None)]);
         let labels: Vec<bool> = inventory
-            .proxy_pods
+            .pod_records
             .iter()
             .map(|p| inventory.resolve_workload(p).module_label)
             .collect();

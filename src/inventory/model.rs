@@ -172,6 +172,91 @@ pub struct Container {
     pub image: Option<String>,
     /// `restartPolicy: Always`: an init container that is a native sidecar.
     pub restart_always: bool,
+    /// cpu and memory requests and limits, as written.
+    pub resources: Option<Box<istio_injection::proxy::Resources>>,
+    /// The `ENABLE_NATIVE_SIDECARS` env (istiod's `discovery` container reads it).
+    pub native_sidecars_env: Option<Box<str>>,
+}
+
+/// `resources` of a container: the quantities of cpu and memory.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ContainerResources {
+    #[serde(deserialize_with = "null_as_default")]
+    requests: CpuMemory,
+    #[serde(deserialize_with = "null_as_default")]
+    limits: CpuMemory,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CpuMemory {
+    cpu: Option<String>,
+    memory: Option<String>,
+}
+
+impl ContainerResources {
+    fn into_resources(self) -> Option<Box<istio_injection::proxy::Resources>> {
+        let resources = istio_injection::proxy::Resources {
+            requests_cpu: self.requests.cpu,
+            requests_memory: self.requests.memory,
+            limits_cpu: self.limits.cpu,
+            limits_memory: self.limits.memory,
+        };
+        (resources != Default::default()).then(|| Box::new(resources))
+    }
+}
+
+/// One `env` entry, reduced to `ENABLE_NATIVE_SIDECARS`'s value.
+struct NativeSidecarsEnv(Option<Box<str>>);
+
+impl<'de> Deserialize<'de> for NativeSidecarsEnv {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EnvVisitor;
+        impl<'de> Visitor<'de> for EnvVisitor {
+            type Value = NativeSidecarsEnv;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an env entry")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let (mut wanted, mut value) = (false, None);
+                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+                    match key.as_ref() {
+                        b"name" => wanted = map.next_value::<Text>()?.0 == "ENABLE_NATIVE_SIDECARS",
+                        b"value" => value = map.next_value::<Option<Text>>()?.map(|t| t.0),
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(NativeSidecarsEnv(
+                    value.filter(|_| wanted).map(|v| Box::from(v.as_ref())),
+                ))
+            }
+        }
+        deserializer.deserialize_map(EnvVisitor)
+    }
+}
+
+/// Reads a container's `env` for `ENABLE_NATIVE_SIDECARS`.
+struct EnvSeed;
+
+impl<'de> de::DeserializeSeed<'de> for EnvSeed {
+    type Value = Option<Box<str>>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        native_sidecars_env(deserializer)
+    }
+}
+
+/// A container's `env`, for `ENABLE_NATIVE_SIDECARS`.
+fn native_sidecars_env<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Box<str>>, D::Error> {
+    let env: Option<Vec<NativeSidecarsEnv>> = Option::deserialize(deserializer)?;
+    Ok(env
+        .unwrap_or_default()
+        .into_iter()
+        .find_map(|e| e.0))
 }
 
 /// A string value that is only looked at, borrowed from the input when it has no escapes
@@ -214,6 +299,8 @@ impl<'de> Deserialize<'de> for Container {
                 let mut name = None;
                 let mut image = None;
                 let mut restart_always = false;
+                let mut resources = None;
+                let mut native_env = None;
                 while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
                     match key.as_ref() {
                         b"name" => name = Some(map.next_value::<String>()?),
@@ -222,6 +309,14 @@ impl<'de> Deserialize<'de> for Container {
                             restart_always = map
                                 .next_value::<Option<Text>>()?
                                 .is_some_and(|p| p.0 == "Always")
+                        }
+                        b"resources" => {
+                            resources = map
+                                .next_value::<Option<ContainerResources>>()?
+                                .and_then(ContainerResources::into_resources)
+                        }
+                        b"env" => {
+                            native_env = map.next_value_seed(EnvSeed)?;
                         }
                         _ => {
                             map.next_value::<IgnoredAny>()?;
@@ -232,6 +327,8 @@ impl<'de> Deserialize<'de> for Container {
                     name: name.ok_or_else(|| de::Error::missing_field("name"))?,
                     image,
                     restart_always,
+                    resources,
+                    native_sidecars_env: native_env,
                 })
             }
         }
@@ -246,6 +343,8 @@ pub struct PodSpec {
     pub containers: Vec<Container>,
     #[serde(deserialize_with = "null_as_default")]
     pub init_containers: Vec<Container>,
+    /// `hostNetwork: true`: Istio never injects such a pod.
+    pub host_network: bool,
 }
 
 /// A pod condition, reduced to the one question the rules ask of it.
@@ -392,6 +491,8 @@ pub struct WorkloadStatus {
 #[serde(default)]
 pub struct InjectorData {
     pub values: Option<String>,
+    /// The injector's `config` (YAML): `policy` and the inject selectors.
+    pub config: Option<String>,
 }
 
 /// The kind-specific body of an object.
@@ -407,6 +508,10 @@ pub enum Body {
     },
     ConfigMap {
         data: InjectorData,
+    },
+    /// A MutatingWebhookConfiguration's webhooks, with their selectors.
+    Webhooks {
+        webhooks: Vec<istio_injection::webhooks::Webhook>,
     },
     /// Namespaces and anything whose body the planner does not read.
     None,
@@ -472,7 +577,11 @@ struct Deferred {
     spec: Option<serde_json::Value>,
     status: Option<serde_json::Value>,
     data: Option<serde_json::Value>,
+    webhooks: Option<serde_json::Value>,
 }
+
+/// The kind whose `webhooks` the rules read.
+pub const WEBHOOK_CONFIGURATION: &str = "MutatingWebhookConfiguration";
 
 impl<'de> Visitor<'de> for ObjectVisitor<'_> {
     type Value = Object;
@@ -490,6 +599,7 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
         let mut workload_spec = None;
         let mut workload_status = None;
         let mut data = None;
+        let mut webhooks = None;
         let mut deferred = Deferred::default();
 
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
@@ -501,6 +611,13 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
                     kind = Some(value);
                 }
                 "metadata" => metadata = map.next_value()?,
+                "webhooks" => match kind.as_deref() {
+                    None => deferred.webhooks = Some(map.next_value()?),
+                    Some(WEBHOOK_CONFIGURATION) => webhooks = map.next_value()?,
+                    Some(_) => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                },
                 field @ ("spec" | "status" | "data") => match kind.as_deref() {
                     None => {
                         let value = Some(map.next_value::<serde_json::Value>()?);
@@ -562,6 +679,11 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
             "ConfigMap" => Body::ConfigMap {
                 data: data
                     .or(typed::<_, A::Error>(deferred.data, "data")?)
+                    .unwrap_or_default(),
+            },
+            WEBHOOK_CONFIGURATION => Body::Webhooks {
+                webhooks: webhooks
+                    .or(typed::<_, A::Error>(deferred.webhooks, "webhooks")?)
                     .unwrap_or_default(),
             },
             _ => Body::None,

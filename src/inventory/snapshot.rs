@@ -598,7 +598,7 @@ mod tests {
         let trickled = read(Trickle(LIST.as_bytes()), "t", InventoryBuilder::new()).unwrap();
         for inventory in [whole, trickled] {
             assert_eq!(inventory.pods_total, 1);
-            assert_eq!(inventory.proxy_pods.len(), 1);
+            assert_eq!(inventory.pod_records.len(), 1);
             assert!(inventory.namespaces.contains_key("n"));
             assert_eq!(inventory.ignored_kinds.get("Service"), Some(&1));
         }
@@ -611,7 +611,7 @@ mod tests {
             let inventory =
                 read_chunked(LIST.as_bytes(), "t", InventoryBuilder::new(), chunk).unwrap();
             assert_eq!(inventory.pods_total, whole.pods_total, "chunk {chunk}");
-            assert_eq!(inventory.proxy_pods.len(), 1, "chunk {chunk}");
+            assert_eq!(inventory.pod_records.len(), 1, "chunk {chunk}");
             assert!(inventory.namespaces.contains_key("n"), "chunk {chunk}");
             assert_eq!(inventory.ignored_kinds.get("Service"), Some(&1));
         }
