@@ -36,7 +36,7 @@ pub enum Command {
     /// A dry run: classify every proxy and print the plan. Never writes to the cluster.
     Plan(Box<PlanArgs>),
     /// Restart the workloads whose proxy is stale, wait for them, and report: what the Job runs.
-    Run(Box<Options>),
+    Run(Box<RunArgs>),
     /// Render a saved report (`--report-file`) as a table, markdown or JSON.
     Report(ReportArgs),
     /// Print the cluster's state as the `kind: List` that `plan --snapshot` reads (managedFields
@@ -105,6 +105,14 @@ pub struct PlanArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub options: Options,
+    #[command(flatten)]
+    pub execution: Execution,
+}
+
+#[derive(Debug, Args)]
 pub struct ReportArgs {
     /// A report written by `--report-file`.
     pub file: PathBuf,
@@ -112,7 +120,7 @@ pub struct ReportArgs {
     pub format: Format,
 }
 
-/// The options `plan` and `run` share.
+/// The options `plan` and `run` share: what is judged, and where the report goes.
 #[derive(Debug, Clone, Args)]
 pub struct Options {
     #[command(flatten)]
@@ -142,7 +150,25 @@ pub struct Options {
     /// Also write the JSON report to this file.
     #[arg(long, env = "ISTIO_PROXY_RESET_REPORT_FILE", value_name = "PATH")]
     pub report_file: Option<PathBuf>,
-    /// Also write the report to this ConfigMap (`run` only).
+    /// Exit 3 when manual items remain.
+    #[arg(long, env = "ISTIO_PROXY_RESET_FAIL_ON_MANUAL")]
+    pub fail_on_manual: bool,
+    /// Only these drift reasons act (default: all): version, revision, resources, cni,
+    /// native-sidecar, missing-proxy, unwanted-proxy.
+    #[arg(
+        long,
+        env = "ISTIO_PROXY_RESET_DRIFT",
+        value_delimiter = ',',
+        value_name = "REASONS",
+        value_parser = parse_drift_reason
+    )]
+    pub drift: Vec<String>,
+}
+
+/// What only `run` does: restart, wait, and write the report to the cluster.
+#[derive(Debug, Clone, Args)]
+pub struct Execution {
+    /// Also write the report to this ConfigMap.
     #[arg(
         long,
         env = "ISTIO_PROXY_RESET_REPORT_CONFIGMAP",
@@ -160,9 +186,6 @@ pub struct Options {
     /// Restart and report without waiting for rollouts to finish.
     #[arg(long, env = "ISTIO_PROXY_RESET_NO_WAIT")]
     pub no_wait: bool,
-    /// Exit 3 when manual items remain.
-    #[arg(long, env = "ISTIO_PROXY_RESET_FAIL_ON_MANUAL")]
-    pub fail_on_manual: bool,
 }
 
 /// A namespace name is an RFC 1123 label: at most 63 lower-case letters, digits and `-`,
@@ -186,6 +209,31 @@ fn parse_namespace(text: &str) -> std::result::Result<String, String> {
              starting and ending with a letter or digit)"
         ))
     }
+}
+
+/// The drift reasons of DESIGN §2.3a, as `--drift` names them.
+const DRIFT_REASONS: [&str; 7] = [
+    "version",
+    "revision",
+    "resources",
+    "cni",
+    "native-sidecar",
+    "missing-proxy",
+    "unwanted-proxy",
+];
+
+/// One `--drift` item: a drift reason's name, space around it ignored.
+fn parse_drift_reason(text: &str) -> std::result::Result<String, String> {
+    let text = text.trim();
+    if DRIFT_REASONS.contains(&text) {
+        return Ok(text.to_string());
+    }
+    let problem = if text.is_empty() {
+        "an empty item names no drift reason".to_string()
+    } else {
+        format!("{text:?} is not a drift reason")
+    };
+    Err(format!("{problem} (valid: {})", DRIFT_REASONS.join(", ")))
 }
 
 fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
@@ -221,6 +269,16 @@ impl Options {
     }
 }
 
+impl Execution {
+    fn settings(&self) -> execute::Settings {
+        execute::Settings {
+            concurrency: usize::from(self.concurrency),
+            rollout_timeout: self.rollout_timeout,
+            no_wait: self.no_wait,
+        }
+    }
+}
+
 /// Runs a parsed command line; the process's exit code.
 pub fn main(cli: Cli) -> i32 {
     let outcome = match cli.command {
@@ -238,7 +296,7 @@ pub fn main(cli: Cli) -> i32 {
                 }
             }
         }),
-        Command::Run(options) => with_runtime(run_command(*options)),
+        Command::Run(args) => with_runtime(run_command(*args)),
         Command::Report(args) => report_command(args),
         Command::Snapshot(args) => with_runtime(snapshot_command(args)),
     };
@@ -339,12 +397,6 @@ fn uncompared(mode: Mode, started: DateTime<Utc>, inventory: &Inventory, error: 
 fn plan_command(args: PlanArgs, live_inventory: Option<Inventory>) -> Result<i32> {
     let started = Utc::now();
     let options = &args.options;
-    if options.report_configmap.is_some() {
-        return Err(Error::Usage {
-            option: "--report-configmap".into(),
-            problem: "`plan` never writes to the cluster; use --report-file, or `run`".into(),
-        });
-    }
     let inventory = match (live_inventory, &args.snapshot) {
         (Some(inventory), _) => inventory,
         (None, Some(path)) => snapshot::read_file(
@@ -390,9 +442,10 @@ fn plan_command(args: PlanArgs, live_inventory: Option<Inventory>) -> Result<i32
     })
 }
 
-async fn run_command(options: Options) -> Result<i32> {
+async fn run_command(args: RunArgs) -> Result<i32> {
     let started = Utc::now();
-    if let Some(target) = &options.report_configmap {
+    let options = &args.options;
+    if let Some(target) = &args.execution.report_configmap {
         sinks::configmap_target(target)?;
     }
     let client = options.cluster.client().await?;
@@ -407,15 +460,15 @@ async fn run_command(options: Options) -> Result<i32> {
                 "stopped while listing the cluster: nothing was compared or restarted"
             );
             let report = Report::stopped_while_listing(Mode::Run, started, &listed);
-            report_without_events(&client, &report, &options).await;
+            report_without_events(&client, &report, &args).await;
             return Ok(exit::ERROR);
         }
     };
-    let (control_plane, gate, mut plan) = match decide(&inventory, &options) {
+    let (control_plane, gate, mut plan) = match decide(&inventory, options) {
         Ok(decided) => decided,
         Err(error @ Error::NoControlPlane { .. }) => {
             let report = uncompared(Mode::Run, started, &inventory, &error);
-            report_without_events(&client, &report, &options).await;
+            report_without_events(&client, &report, &args).await;
             return Err(error);
         }
         Err(error) => return Err(error),
@@ -436,11 +489,7 @@ async fn run_command(options: Options) -> Result<i32> {
         }
         exit::GATE
     } else {
-        let settings = execute::Settings {
-            concurrency: usize::from(options.concurrency),
-            rollout_timeout: options.rollout_timeout,
-            no_wait: options.no_wait,
-        };
+        let settings = args.execution.settings();
         let board: Board = Arc::new(Mutex::new(vec![WorkState::Waiting; plan.workloads.len()]));
         let automatic = plan
             .workloads
@@ -474,11 +523,11 @@ async fn run_command(options: Options) -> Result<i32> {
 
     // Whatever happened, the report goes everywhere it can: the local sinks first, so that a Job
     // stopped at its deadline still leaves its report in the log; Events last, and bounded.
-    if let Err(error) = emit(&report, &options) {
+    if let Err(error) = emit(&report, options) {
         tracing::error!("{error}");
         code = code.max(exit::ERROR);
     }
-    if let Some(target) = &options.report_configmap
+    if let Some(target) = &args.execution.report_configmap
         && let Err(error) = sinks::write_configmap(&client, target, &report).await
     {
         tracing::error!("{error}");
@@ -503,11 +552,11 @@ async fn run_command(options: Options) -> Result<i32> {
 
 /// The report of a run that touched nothing, wherever a report goes but without Events: there
 /// is nothing to tell a workload. Its exit code is 1 (could not do the job) whatever a sink says.
-async fn report_without_events(client: &kube::Client, report: &Report, options: &Options) {
-    if let Err(sink) = emit(report, options) {
+async fn report_without_events(client: &kube::Client, report: &Report, args: &RunArgs) {
+    if let Err(sink) = emit(report, &args.options) {
         tracing::error!("{sink}");
     }
-    if let Some(target) = &options.report_configmap
+    if let Some(target) = &args.execution.report_configmap
         && let Err(sink) = sinks::write_configmap(client, target, report).await
     {
         tracing::error!("{sink}");
@@ -659,5 +708,46 @@ fn write_stdout(text: &str) -> Result<()> {
             path: "stdout".into(),
             source,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drift_reasons_are_exactly_designs() {
+        for reason in DRIFT_REASONS {
+            assert_eq!(
+                parse_drift_reason(&format!(" {reason} ")),
+                Ok(reason.into())
+            );
+        }
+        for bad in ["", " ", "Version", "sidecar", "all"] {
+            let error = parse_drift_reason(bad).expect_err(bad);
+            assert!(error.contains("valid: version, revision,"), "{error}");
+        }
+    }
+
+    #[test]
+    fn plan_has_no_run_only_options() {
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        let longs = |name: &str| -> Vec<String> {
+            let sub = cli.find_subcommand(name).expect(name);
+            sub.get_arguments()
+                .filter_map(|a| a.get_long().map(str::to_string))
+                .collect()
+        };
+        let (plan, run) = (longs("plan"), longs("run"));
+        for run_only in [
+            "report-configmap",
+            "concurrency",
+            "rollout-timeout",
+            "no-wait",
+        ] {
+            assert!(!plan.contains(&run_only.to_string()), "{plan:?}");
+            assert!(run.contains(&run_only.to_string()), "{run:?}");
+        }
     }
 }
