@@ -146,6 +146,8 @@ mod tests {
             skip: false,
             module_label: false,
             custom_proxy_image: None,
+            proxy: Some(Box::default()),
+            injection: Box::default(),
         }
     }
 

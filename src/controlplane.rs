@@ -511,6 +511,7 @@ mod tests {
             values: Some(format!(
                 r#"{{"global":{{"hub":"docker.io/istio","tag":"{tag}","proxy":{{"image":"proxyv2"}}}}}}"#
             )),
+            config: None,
         }
     }
 

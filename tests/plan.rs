@@ -370,7 +370,7 @@ fn malformed_snapshots_are_clear_errors() {
         &["--expected-version", "banana"],
         "--expected-version",
     );
-    expect_error("odd-images.json", &["--rollout-timeout", "soon"], "soon");
+    expect_error("odd-images.json", &["--api-retry-timeout", "soon"], "soon");
 }
 
 #[test]

@@ -5,7 +5,6 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Quantity(i128);
 
-
 impl Quantity {
     /// Parses `<sign><digits>[.<digits>]<suffix>`: a binary (`Ki`…`Ei`), decimal (`n u m k M G T
     /// P E`) or exponent (`e3`, `E-2`) suffix, or none.

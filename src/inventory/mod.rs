@@ -637,7 +637,9 @@ impl InventoryBuilder {
         if proxy.is_none() && (phase != PodPhase::Running || terminating) {
             return Ok(());
         }
-        let proxy_image = proxy.and_then(|p| p.image.as_deref()).map(|i| self.intern(i));
+        let proxy_image = proxy
+            .and_then(|p| p.image.as_deref())
+            .map(|i| self.intern(i));
         let proxy = proxy.map(|container| Box::new(proxy_of(&metadata, &spec, container, self)));
         let controller = self.controller_of("Pod", &namespace, &name, &metadata);
         let skip = carries_skip(&metadata, "Pod", &namespace, &name);

@@ -253,10 +253,7 @@ fn native_sidecars_env<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<Box<str>>, D::Error> {
     let env: Option<Vec<NativeSidecarsEnv>> = Option::deserialize(deserializer)?;
-    Ok(env
-        .unwrap_or_default()
-        .into_iter()
-        .find_map(|e| e.0))
+    Ok(env.unwrap_or_default().into_iter().find_map(|e| e.0))
 }
 
 /// A string value that is only looked at, borrowed from the input when it has no escapes
