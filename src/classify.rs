@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::drift::{Aim, Judgement, Reason, Reasons};
 use crate::image::{Comparison, Expected, ImageRef, compare};
 use crate::inventory::{PodPhase, PodRecord};
 
@@ -55,8 +56,12 @@ impl Verdict {
 pub struct PodContext<'a> {
     /// Why the pod is excluded by something other than itself (namespace, workload, option).
     pub excluded_by: Option<String>,
-    /// What the pod's revision expects, or why nothing can be expected.
+    /// What the pod's target revision expects, or why nothing can be expected.
     pub expected: Result<&'a Expected, String>,
+    /// What a pod created now would get beyond the version, and from which revision.
+    pub judgement: &'a Judgement,
+    /// `--drift`: the reasons that act; a pod with only others is `excluded`.
+    pub selected: Reasons,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +70,8 @@ pub struct Classified {
     pub reason: String,
     /// The version in the proxy's tag, when it has one.
     pub proxy_version: Option<String>,
+    /// Why the pod differs from what a restart gives it (DESIGN §2.3a).
+    pub drift: Reasons,
 }
 
 pub fn classify(pod: &PodRecord, context: &PodContext) -> Classified {
@@ -73,43 +80,68 @@ pub fn classify(pod: &PodRecord, context: &PodContext) -> Classified {
         Some(Ok(image)) => image.version().map(|v| v.version.to_string()),
         _ => None,
     };
-    let done = |verdict, reason: String| Classified {
+    let mut drift = context.judgement.reasons;
+    let done = |verdict, reason: String, drift| Classified {
         verdict,
         reason,
         proxy_version: proxy_version.clone(),
+        drift,
     };
 
     if pod.skip {
-        return done(
-            Verdict::Excluded,
-            format!("the pod carries {}", crate::inventory::SKIP_KEY),
-        );
+        let why = format!("the pod carries {}", crate::inventory::SKIP_KEY);
+        return done(Verdict::Excluded, why, drift);
     }
     if let Some(why) = &context.excluded_by {
-        return done(Verdict::Excluded, why.clone());
+        return done(Verdict::Excluded, why.clone(), drift);
     }
     if let Some(image) = &pod.custom_proxy_image {
-        return done(
-            Verdict::CustomImage,
-            format!("sidecar.istio.io/proxyImage pins the proxy to {image}"),
-        );
+        let why = format!("sidecar.istio.io/proxyImage pins the proxy to {image}");
+        return done(Verdict::CustomImage, why, drift);
     }
     if pod.terminating {
-        return done(Verdict::Terminating, "the pod is being deleted".into());
+        return done(
+            Verdict::Terminating,
+            "the pod is being deleted".into(),
+            drift,
+        );
     }
     if pod.phase == PodPhase::Succeeded {
-        return done(Verdict::Completed, "the pod has completed".into());
+        return done(Verdict::Completed, "the pod has completed".into(), drift);
     }
 
-    let drift = match (&parsed, &context.expected) {
-        (_, Err(why)) => why.clone(),
-        (None, _) => "the proxy container names no image".into(),
-        (Some(Err(error)), _) => error.to_string(),
-        (Some(Ok(image)), Ok(expected)) => match compare(image, expected) {
-            Comparison::Current => return done(Verdict::UpToDate, String::new()),
-            Comparison::Drift(why) => why,
+    let mut details = context.judgement.details.clone();
+    // What keeps the pod from being judged at all: no control plane for its revision, an
+    // image that cannot be read, two revisions selecting it.
+    let mut problem = None;
+    match &context.judgement.aim {
+        Aim::Conflict(why) => problem = Some(why.clone()),
+        Aim::NoProxy(_) => {}
+        Aim::Revision(_) if !pod.has_proxy() => {}
+        Aim::Revision(_) => match (&parsed, &context.expected) {
+            (_, Err(why)) => problem = Some(why.clone()),
+            (None, _) => problem = Some("the proxy container names no image".into()),
+            (Some(Err(error)), _) => problem = Some(error.to_string()),
+            (Some(Ok(image)), Ok(expected)) => {
+                if let Comparison::Drift(why) = compare(image, expected) {
+                    drift.insert(Reason::Version);
+                    details.insert(0, why);
+                }
+            }
         },
-    };
+    }
+    if problem.is_none() && drift.is_empty() {
+        return done(Verdict::UpToDate, String::new(), drift);
+    }
+    if problem.is_none() && drift.intersection(context.selected).is_empty() {
+        let why = format!("drift {} is not selected by --drift", drift.join());
+        return done(Verdict::Excluded, why, drift);
+    }
+    let drift_text = problem
+        .into_iter()
+        .chain(details)
+        .collect::<Vec<_>>()
+        .join("; ");
     let (verdict, state) = match pod.phase {
         PodPhase::Pending => (Verdict::Pending, "the pod is Pending"),
         PodPhase::Failed => (Verdict::Failed, "the pod has Failed"),
@@ -119,11 +151,11 @@ pub fn classify(pod: &PodRecord, context: &PodContext) -> Classified {
         PodPhase::Succeeded => unreachable!("completed pods are decided above"),
     };
     let reason = match (state.is_empty(), &pod.phase_reason) {
-        (true, _) => drift,
-        (false, Some(why)) => format!("{drift}; {state} ({why})"),
-        (false, None) => format!("{drift}; {state}"),
+        (true, _) => drift_text,
+        (false, Some(why)) => format!("{drift_text}; {state} ({why})"),
+        (false, None) => format!("{drift_text}; {state}"),
     };
-    done(verdict, reason)
+    done(verdict, reason, drift)
 }
 
 #[cfg(test)]
@@ -151,6 +183,14 @@ mod tests {
         }
     }
 
+    fn judged(aim: Aim, reasons: &[Reason]) -> Judgement {
+        Judgement {
+            aim,
+            reasons: reasons.iter().copied().collect(),
+            details: reasons.iter().map(|r| format!("{r} differs")).collect(),
+        }
+    }
+
     const OLD: &str = "docker.io/istio/proxyv2:1.23.2";
     const NEW: &str = "mirror.local/istio/proxyv2:1.24.1-distroless";
 
@@ -160,17 +200,24 @@ mod tests {
             version: parse_version("1.24.1"),
             image: None,
         };
+        let current = judged(Aim::Revision("default".into()), &[]);
         let ok = PodContext {
             excluded_by: None,
             expected: Ok(&expected),
+            judgement: &current,
+            selected: Reasons::all(),
         };
         let by_namespace = PodContext {
             excluded_by: Some("namespace shop carries the skip label".into()),
             expected: Ok(&expected),
+            judgement: &current,
+            selected: Reasons::all(),
         };
         let no_revision = PodContext {
             excluded_by: None,
             expected: Err("revision 1-22 has no istiod".into()),
+            judgement: &current,
+            selected: Reasons::all(),
         };
         let with = |f: &dyn Fn(&mut PodRecord)| {
             let mut p = pod(OLD, PodPhase::Running, true);
@@ -228,9 +275,73 @@ mod tests {
                 Verdict::Outdated,
             ),
         ];
-        for (i, (pod, context, verdict)) in cases.iter().enumerate() {
-            let classified = classify(pod, context);
-            assert_eq!(classified.verdict, *verdict, "row {i}: {classified:?}");
+        // Beyond the version (DESIGN §2.3a): each reason makes a pod drift, alone.
+        let resources = judged(Aim::Revision("default".into()), &[Reason::Resources]);
+        let unwanted = judged(Aim::NoProxy("no webhook".into()), &[Reason::UnwantedProxy]);
+        let missing = judged(Aim::Revision("1-24".into()), &[Reason::MissingProxy]);
+        let conflict = judged(Aim::Conflict("two revisions".into()), &[]);
+        let quiet = judged(Aim::NoProxy("no webhook".into()), &[]);
+        let context = |judgement| PodContext {
+            excluded_by: None,
+            expected: Ok(&expected),
+            judgement,
+            selected: Reasons::all(),
+        };
+        let (resources, unwanted, missing, conflict, quiet) = (
+            context(&resources),
+            context(&unwanted),
+            context(&missing),
+            context(&conflict),
+            context(&quiet),
+        );
+        let version_only = PodContext {
+            selected: [Reason::Version].into_iter().collect(),
+            ..resources.clone()
+        };
+        let no_proxy = with(&|p| {
+            p.proxy = None;
+            p.proxy_image = None
+        });
+        let cases = cases.into_iter().chain([
+            (
+                pod(NEW, PodPhase::Running, true),
+                &resources,
+                Verdict::Outdated,
+            ),
+            (
+                pod(NEW, PodPhase::Running, false),
+                &resources,
+                Verdict::NotReady,
+            ),
+            (
+                pod(NEW, PodPhase::Running, true),
+                &unwanted,
+                Verdict::Outdated,
+            ),
+            (no_proxy.clone(), &missing, Verdict::Outdated),
+            (
+                pod(NEW, PodPhase::Running, true),
+                &conflict,
+                Verdict::Outdated,
+            ),
+            // the version is not compared when no revision would inject the pod
+            (pod(OLD, PodPhase::Running, true), &quiet, Verdict::UpToDate),
+            (no_proxy, &ok, Verdict::UpToDate),
+            // --drift version: a pod with only resources drift is left alone
+            (
+                pod(NEW, PodPhase::Running, true),
+                &version_only,
+                Verdict::Excluded,
+            ),
+            (
+                pod(OLD, PodPhase::Running, true),
+                &version_only,
+                Verdict::Outdated,
+            ),
+        ]);
+        for (i, (pod, context, verdict)) in cases.enumerate() {
+            let classified = classify(&pod, context);
+            assert_eq!(classified.verdict, verdict, "row {i}: {classified:?}");
             if verdict.is_drift() {
                 assert!(
                     !classified.reason.is_empty(),
@@ -246,9 +357,12 @@ mod tests {
             version: parse_version("1.24.1"),
             image: None,
         };
+        let current = judged(Aim::Revision("default".into()), &[]);
         let context = PodContext {
             excluded_by: None,
             expected: Ok(&expected),
+            judgement: &current,
+            selected: Reasons::all(),
         };
         let mut evicted = pod(OLD, PodPhase::Failed, false);
         evicted.phase_reason = Some("Evicted".into());

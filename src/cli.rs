@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
 use crate::controlplane::{self, ControlPlane, Gate};
+use crate::drift::{Reason, Reasons};
 use crate::execute::{self, Board, Progress as WorkState};
 use crate::inventory::live::{self, Scope};
 use crate::inventory::{Inventory, InventoryBuilder, snapshot};
@@ -162,7 +163,7 @@ pub struct Options {
         value_name = "REASONS",
         value_parser = parse_drift_reason
     )]
-    pub drift: Vec<String>,
+    pub drift: Vec<Reason>,
 }
 
 /// What only `run` does: restart, wait, and write the report to the cluster.
@@ -211,29 +212,17 @@ fn parse_namespace(text: &str) -> std::result::Result<String, String> {
     }
 }
 
-/// The drift reasons of DESIGN §2.3a, as `--drift` names them.
-const DRIFT_REASONS: [&str; 7] = [
-    "version",
-    "revision",
-    "resources",
-    "cni",
-    "native-sidecar",
-    "missing-proxy",
-    "unwanted-proxy",
-];
-
 /// One `--drift` item: a drift reason's name, space around it ignored.
-fn parse_drift_reason(text: &str) -> std::result::Result<String, String> {
+fn parse_drift_reason(text: &str) -> std::result::Result<Reason, String> {
     let text = text.trim();
-    if DRIFT_REASONS.contains(&text) {
-        return Ok(text.to_string());
+    if text.is_empty() {
+        return Err(format!(
+            "an empty item names no drift reason (valid: {})",
+            Reasons::all().join()
+        ));
     }
-    let problem = if text.is_empty() {
-        "an empty item names no drift reason".to_string()
-    } else {
-        format!("{text:?} is not a drift reason")
-    };
-    Err(format!("{problem} (valid: {})", DRIFT_REASONS.join(", ")))
+    text.parse::<Reason>()
+        .map_err(|problem| format!("{problem} (valid: {})", Reasons::all().join()))
 }
 
 fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
@@ -257,6 +246,7 @@ impl Options {
     fn plan_options(&self) -> PlanOptions {
         PlanOptions {
             exclude_namespaces: self.exclude_namespaces.clone(),
+            drift: (!self.drift.is_empty()).then(|| self.drift.iter().copied().collect()),
         }
     }
 
@@ -275,6 +265,7 @@ impl Execution {
             concurrency: usize::from(self.concurrency),
             rollout_timeout: self.rollout_timeout,
             no_wait: self.no_wait,
+            drift: Reasons::all(),
         }
     }
 }
@@ -352,8 +343,11 @@ fn decide(inventory: &Inventory, options: &Options) -> Result<(ControlPlane, Gat
     tracing::debug!(ignored = ?inventory.ignored_kinds, "kinds the plan does not use");
     warn_of_missing_namespaces(inventory, options);
     let control_plane = ControlPlane::resolve(inventory, &options.control_plane_options())?;
-    let gate = control_plane.gate();
+    for warning in &control_plane.warnings {
+        tracing::warn!("{warning}");
+    }
     let plan = plan::plan(inventory, &control_plane, &options.plan_options());
+    let gate = control_plane.gate_for(&plan.target_revisions);
     Ok((control_plane, gate, plan))
 }
 
@@ -489,7 +483,14 @@ async fn run_command(args: RunArgs) -> Result<i32> {
         }
         exit::GATE
     } else {
-        let settings = args.execution.settings();
+        let settings = execute::Settings {
+            drift: args
+                .options
+                .plan_options()
+                .drift
+                .unwrap_or_else(Reasons::all),
+            ..args.execution.settings()
+        };
         let board: Board = Arc::new(Mutex::new(vec![WorkState::Waiting; plan.workloads.len()]));
         let automatic = plan
             .workloads
@@ -717,11 +718,18 @@ mod tests {
 
     #[test]
     fn drift_reasons_are_exactly_designs() {
-        for reason in DRIFT_REASONS {
-            assert_eq!(
-                parse_drift_reason(&format!(" {reason} ")),
-                Ok(reason.into())
-            );
+        let names = [
+            "version",
+            "revision",
+            "resources",
+            "cni",
+            "native-sidecar",
+            "missing-proxy",
+            "unwanted-proxy",
+        ];
+        assert_eq!(Reasons::all().join(), names.join(", "));
+        for (name, reason) in names.into_iter().zip(Reason::ALL) {
+            assert_eq!(parse_drift_reason(&format!(" {name} ")), Ok(reason));
         }
         for bad in ["", " ", "Version", "sidecar", "all"] {
             let error = parse_drift_reason(bad).expect_err(bad);

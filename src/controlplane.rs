@@ -5,12 +5,13 @@
 //! restart yields is the injector's, so that is what pods are compared with; istiod's version
 //! is what the gate checks the injector against.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use serde::Deserialize;
+use istio_injection::proxy::RevisionProxy;
+use istio_injection::{InjectorConfig, WebhookConfiguration};
 
 use crate::image::{Expected, ImageRef, parse_version};
-use crate::inventory::{InjectorConfigMap, Inventory, IstiodPod, PodPhase};
+use crate::inventory::{InjectorConfigMap, Inventory, IstiodPod, PodPhase, model};
 use crate::{Error, Result};
 
 /// The name of the revision of an istiod or pod that names none.
@@ -33,6 +34,11 @@ pub struct Revision {
     pub injector_image: Option<ImageRef>,
     /// What this revision's pods are compared with.
     pub expected: Expected,
+    /// What the injector puts beside the image: resources, CNI, native sidecars.
+    pub proxy: Option<RevisionProxy>,
+    /// The injector ConfigMap's `config`: its policy and selectors (Istio's defaults when the
+    /// ConfigMap has none; `None` only when there is no ConfigMap or it cannot be read).
+    pub injector_config: Option<InjectorConfig>,
     /// Why the gate does not hold for this revision.
     pub problems: Vec<String>,
 }
@@ -46,6 +52,19 @@ pub struct ControlPlane {
     /// Where the expected version came from, for the report.
     pub source: String,
     pub istio_namespace: String,
+    /// Istio's webhook configurations and the namespace labels they read: which revision
+    /// injects a pod now (DESIGN §2.2). `None` when the inventory has no configuration or one
+    /// reads labels the inventory does not keep: pods are then held to their own revision.
+    pub injection: Option<Injection>,
+    /// What the report's reader should know about how pods were judged.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Injection {
+    pub configurations: Vec<WebhookConfiguration>,
+    /// Each namespace's kept labels.
+    pub namespaces: HashMap<String, Box<[(String, String)]>>,
 }
 
 /// The outcome of the gate: `run` restarts nothing unless it passed.
@@ -74,6 +93,8 @@ impl Revision {
                 image: None,
             },
             problems: Vec::new(),
+            proxy: None,
+            injector_config: None,
         }
     }
 
@@ -90,6 +111,8 @@ impl Revision {
 struct Found<'a> {
     pods: BTreeMap<String, Vec<&'a IstiodPod>>,
     injectors: Vec<&'a InjectorConfigMap>,
+    /// Each revision's istiod `ENABLE_NATIVE_SIDECARS`, when its Deployment sets it.
+    native_sidecars_env: BTreeMap<String, Option<&'a str>>,
 }
 
 impl ControlPlane {
@@ -110,7 +133,11 @@ impl ControlPlane {
                 .injectors
                 .iter()
                 .find(|c| revision_of(c.revision.as_deref()) == revision.name);
-            read_injector(revision, injector.copied(), ns);
+            let native = found
+                .native_sidecars_env
+                .get(&revision.name)
+                .and_then(|env| env.as_deref());
+            read_injector(revision, injector.copied(), native, ns);
             revision.expected = expected_of(revision, overridden.as_ref());
             check_injected_version(revision, overridden.as_ref());
         }
@@ -132,12 +159,15 @@ impl ControlPlane {
                 namespace: ns.to_string(),
             });
         }
+        let (injection, warnings) = injection_of(inventory, &revisions);
         Ok(ControlPlane {
             revisions,
             default_revision,
             overridden,
             source,
             istio_namespace: ns.to_string(),
+            injection,
+            warnings,
         })
     }
 
@@ -184,9 +214,16 @@ impl ControlPlane {
     /// injecting that version. With an override and no istiod to be seen, there is nothing to
     /// check, and the operator's word is taken.
     pub fn gate(&self) -> Gate {
+        self.gate_for(&BTreeSet::new())
+    }
+
+    /// The gate over the revisions that are some pod's target (DESIGN §2.2.4): a revision no
+    /// pod is held to cannot break a restart. With no target at all, over every revision.
+    pub fn gate_for(&self, targets: &BTreeSet<String>) -> Gate {
         let problems: Vec<String> = self
             .revisions
             .values()
+            .filter(|r| targets.is_empty() || targets.contains(&r.name))
             .flat_map(|r| r.problems.iter().cloned())
             .collect();
         Gate {
@@ -213,6 +250,7 @@ fn find_revisions<'a>(
         })
         .collect();
     deployments.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut native_sidecars_env = BTreeMap::new();
     for deployment in deployments {
         let name = revision_of(deployment.revision.as_deref());
         let revision = revisions
@@ -221,6 +259,9 @@ fn find_revisions<'a>(
         if revision.istiod_image.is_none() {
             revision.istiod_image = deployment.discovery_image.as_deref().map(str::to_string);
         }
+        native_sidecars_env
+            .entry(name)
+            .or_insert(deployment.discovery_native_sidecars.as_deref());
     }
 
     let mut pods: Vec<_> = inventory
@@ -255,6 +296,7 @@ fn find_revisions<'a>(
     let found = Found {
         pods: by_revision,
         injectors,
+        native_sidecars_env,
     };
     (revisions, found)
 }
@@ -306,22 +348,108 @@ fn check_istiod(revision: &mut Revision, pods: &[&IstiodPod], ns: &str) {
     }
 }
 
-/// The injector: what a restarted pod will get.
-fn read_injector(revision: &mut Revision, injector: Option<&InjectorConfigMap>, ns: &str) {
-    match injector {
-        None => revision.problems.push(format!(
+/// The injector: what a restarted pod will get. `native_env` is istiod's
+/// `ENABLE_NATIVE_SIDECARS`, which the values may override.
+fn read_injector(
+    revision: &mut Revision,
+    injector: Option<&InjectorConfigMap>,
+    native_env: Option<&str>,
+    ns: &str,
+) {
+    let Some(configmap) = injector else {
+        revision.problems.push(format!(
             "revision {}: no injector ConfigMap {}",
             revision.name,
             injector_name(&revision.name)
-        )),
-        Some(config) => match injector_image(config.values.as_deref()) {
-            Ok(image) => revision.injector_image = Some(image),
-            Err(why) => revision.problems.push(format!(
-                "revision {}: ConfigMap {ns}/{}: {why}",
-                revision.name, config.name
-            )),
-        },
+        ));
+        return;
+    };
+    let mut problem = |why: String| {
+        revision.problems.push(format!(
+            "revision {}: ConfigMap {ns}/{}: {why}",
+            revision.name, configmap.name
+        ))
+    };
+    match InjectorConfig::parse(configmap.config.as_deref()) {
+        Ok(config) => revision.injector_config = Some(config),
+        Err(why) => problem(format!("data.config: {why}")),
     }
+    match injector_values(configmap.values.as_deref()) {
+        Ok(values) => {
+            revision.proxy = Some(RevisionProxy::from_values(&values, native_env));
+            match injector_image(&values) {
+                Ok(image) => revision.injector_image = Some(image),
+                Err(why) => problem(why),
+            }
+        }
+        Err(why) => problem(why),
+    }
+}
+
+/// DESIGN §2.2: the webhook configurations, when every label their selectors and the
+/// injectors' selectors read is one the inventory keeps; else a warning, and pods are held to
+/// their own revision, as without configurations.
+fn injection_of(
+    inventory: &Inventory,
+    revisions: &BTreeMap<String, Revision>,
+) -> (Option<Injection>, Vec<String>) {
+    let configurations = &inventory.webhook_configurations;
+    if configurations.is_empty() {
+        return (None, Vec::new());
+    }
+    let kept = |field: &str, key: &str| {
+        model::is_kept_key(key)
+            || (field == "namespaceSelector"
+                && key == istio_injection::webhooks::NAMESPACE_NAME_LABEL)
+    };
+    let mut unread: Vec<String> = Vec::new();
+    for configuration in configurations {
+        if let Err(why) = configuration.check() {
+            unread.push(format!(
+                "MutatingWebhookConfiguration {}: {why}",
+                configuration.metadata.name
+            ));
+        }
+        for (field, key) in configuration.selector_keys() {
+            if !kept(field, key) {
+                unread.push(format!(
+                    "MutatingWebhookConfiguration {}: a {field} reads label {key}",
+                    configuration.metadata.name
+                ));
+            }
+        }
+    }
+    for revision in revisions.values() {
+        let keys = revision
+            .injector_config
+            .iter()
+            .flat_map(|c| c.selector_keys());
+        for key in keys.filter(|k| !model::is_kept_key(k)) {
+            unread.push(format!(
+                "revision {}: the injector's config selects pods by label {key}",
+                revision.name
+            ));
+        }
+    }
+    if !unread.is_empty() {
+        unread.sort();
+        unread.dedup();
+        let warning = format!(
+            "which revision injects a pod is not judged, and pods are held to their own              revision: {} (the tool reads only app, istio-injection, istio.io/*,              sidecar.istio.io/* and kyma-project.io/* labels)",
+            unread.join("; ")
+        );
+        return (None, vec![warning]);
+    }
+    let namespaces = inventory
+        .namespaces
+        .iter()
+        .map(|(name, record)| (name.clone(), record.labels.clone()))
+        .collect();
+    let injection = Injection {
+        configurations: configurations.clone(),
+        namespaces,
+    };
+    (Some(injection), Vec::new())
 }
 
 /// What the revision's pods are compared with: the override, else the injector's image (its
@@ -435,51 +563,15 @@ fn expected_override(options: &Options) -> Result<Option<Expected>> {
     Ok((image.is_some() || version.is_some()).then_some(Expected { version, image }))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct InjectorValues {
-    global: Global,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct Global {
-    hub: Option<String>,
-    tag: Option<serde_json::Value>,
-    variant: Option<String>,
-    proxy: Proxy,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct Proxy {
-    image: Option<String>,
-}
-
-/// The image the injector puts into pods, as Istio's template builds it: `proxy.image` when it
-/// is a full reference, else `hub/proxy.image:tag[-variant]`.
-fn injector_image(values: Option<&str>) -> std::result::Result<ImageRef, String> {
+/// The injector ConfigMap's `data.values`, parsed.
+fn injector_values(values: Option<&str>) -> std::result::Result<serde_json::Value, String> {
     let values = values.ok_or("data.values: missing")?;
-    let values: InjectorValues =
-        serde_json::from_str(values).map_err(|e| format!("data.values: {e}"))?;
-    let global = values.global;
-    let image = global.proxy.image.unwrap_or_else(|| "proxyv2".into());
-    let text = if image.contains('/') {
-        image
-    } else {
-        let hub = global.hub.ok_or("data.values: global.hub: missing")?;
-        let tag = match global.tag {
-            Some(serde_json::Value::String(tag)) => tag,
-            Some(serde_json::Value::Number(n)) => n.to_string(),
-            _ => return Err("data.values: global.tag: missing".into()),
-        };
-        let variant = global
-            .variant
-            .filter(|v| !v.is_empty() && !tag.ends_with(&format!("-{v}")))
-            .map(|v| format!("-{v}"))
-            .unwrap_or_default();
-        format!("{}/{image}:{tag}{variant}", hub.trim_end_matches('/'))
-    };
+    serde_json::from_str(values).map_err(|e| format!("data.values: {e}"))
+}
+
+/// The image the injector puts into pods, by Istio's template (`istio_injection::proxy::image`).
+fn injector_image(values: &serde_json::Value) -> std::result::Result<ImageRef, String> {
+    let text = istio_injection::proxy::image(values)?;
     ImageRef::parse(&text).map_err(|e| format!("data.values: {e}"))
 }
 
@@ -755,17 +847,15 @@ mod tests {
             ),
         ];
         for (values, image) in cases {
-            assert_eq!(injector_image(Some(values)).unwrap().to_string(), image);
+            let values = injector_values(Some(values)).unwrap();
+            assert_eq!(injector_image(&values).unwrap().to_string(), image);
         }
         assert!(
-            injector_image(Some("{"))
+            injector_values(Some("{"))
                 .unwrap_err()
                 .contains("data.values")
         );
-        assert!(
-            injector_image(Some(r#"{"global":{"hub":"h.io/x"}}"#))
-                .unwrap_err()
-                .contains("global.tag")
-        );
+        let values = injector_values(Some(r#"{"global":{"hub":"h.io/x"}}"#)).unwrap();
+        assert!(injector_image(&values).unwrap_err().contains("global.tag"));
     }
 }

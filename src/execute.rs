@@ -22,9 +22,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use crate::classify::{PodContext, classify};
 use crate::cluster::{backoff, is_transient, list_pages, retry, retry_budget, status_code};
 use crate::controlplane::ControlPlane;
-use crate::image::{Comparison, ImageRef, compare};
+use crate::drift::{self, Reasons};
 use crate::inventory::live::PODS;
 use crate::inventory::{InventoryBuilder, PodPhase};
 use crate::plan::{
@@ -41,6 +42,8 @@ pub struct Settings {
     pub concurrency: usize,
     pub rollout_timeout: Duration,
     pub no_wait: bool,
+    /// `--drift`: the reasons a restarted pod must be rid of.
+    pub drift: Reasons,
 }
 
 /// How one workload ended.
@@ -260,7 +263,7 @@ async fn restart_and_wait(
     )
     .await
     .map_err(|e| e.into_failure(workload, settings.rollout_timeout))?;
-    verify(client, workload, control_plane).await?;
+    verify(client, workload, control_plane, settings.drift).await?;
     Ok(Outcome::ended(Status::Completed))
 }
 
@@ -650,7 +653,7 @@ async fn evict_one_by_one(
         else {
             continue; // gone already: its replacement is checked at the end
         };
-        if pod_is_current(&pod, control_plane) {
+        if pod_is_current(&pod, control_plane, settings.drift) {
             continue; // replaced by an earlier run
         }
         let Some(owner) = retry("reading the owner", || owner_api.get_opt(&workload.name))
@@ -699,7 +702,7 @@ async fn evict_one_by_one(
     if settings.no_wait {
         return Ok(Outcome::ended(Status::Restarted));
     }
-    verify(client, workload, control_plane).await?;
+    verify(client, workload, control_plane, settings.drift).await?;
     Ok(Outcome::ended(Status::Completed))
 }
 
@@ -916,8 +919,8 @@ fn running_and_ready(pod: &Pod) -> bool {
             .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-/// Whether a pod already runs the proxy its revision expects.
-fn pod_is_current(pod: &Pod, control_plane: &ControlPlane) -> bool {
+/// Whether a pod already matches its target (the proxy it would get now, or none).
+fn pod_is_current(pod: &Pod, control_plane: &ControlPlane, selected: Reasons) -> bool {
     let Ok(value) = serde_json::to_value(pod) else {
         return false;
     };
@@ -934,23 +937,25 @@ fn pod_is_current(pod: &Pod, control_plane: &ControlPlane) -> bool {
     inventory
         .pod_records
         .first()
-        .is_some_and(|p| stale_reason(p, control_plane).is_none())
+        .is_some_and(|p| stale_reason(p, control_plane, selected).is_none())
 }
 
-/// Why a pod's proxy is not the expected one, or `None` when it is.
-fn stale_reason(pod: &crate::inventory::PodRecord, control_plane: &ControlPlane) -> Option<String> {
-    let expected = match control_plane.expected_for(pod.revision.as_deref()) {
-        Ok(expected) => expected,
-        Err(why) => return Some(why),
+/// Why a pod does not match its target (DESIGN §2.7): a selected drift reason is left, or
+/// there is nothing to compare it with. `None` when it matches.
+fn stale_reason(
+    pod: &crate::inventory::PodRecord,
+    control_plane: &ControlPlane,
+    selected: Reasons,
+) -> Option<String> {
+    let judgement = drift::judge(pod, control_plane);
+    let context = PodContext {
+        excluded_by: None,
+        expected: control_plane.expected_for(judgement.target_revision()),
+        judgement: &judgement,
+        selected,
     };
-    let image = pod.proxy_image.as_deref()?;
-    match ImageRef::parse(image) {
-        Ok(image) => match compare(&image, expected) {
-            Comparison::Current => None,
-            Comparison::Drift(why) => Some(why),
-        },
-        Err(error) => Some(error.to_string()),
-    }
+    let classified = classify(pod, &context);
+    classified.verdict.is_drift().then_some(classified.reason)
 }
 
 /// After a rollout: every live pod of the workload carries the expected proxy, or the workload
@@ -959,6 +964,7 @@ async fn verify(
     client: &Client,
     workload: &WorkloadPlan,
     control_plane: &ControlPlane,
+    selected: Reasons,
 ) -> Result<(), Failure> {
     // Only the pods the workload selects are listed: in a namespace of thousands of pods, a
     // workload's check stays one small list. Ownership is checked on each pod all the same.
@@ -1014,14 +1020,20 @@ async fn verify(
     .map_err(|e| Failure::new(format!("checking the pods of {}: {e}", describe(workload))))?;
     let inventory = builder.into_inner().finish();
     // A set, so that a workload of thousands of pods is checked in linear time.
-    let with_proxy: std::collections::HashSet<&str> =
-        inventory.pod_records.iter().map(|p| &*p.name).collect();
+    let with_proxy: std::collections::HashSet<&str> = inventory
+        .pod_records
+        .iter()
+        .filter(|p| p.has_proxy())
+        .map(|p| &*p.name)
+        .collect();
     let without_proxy: Vec<String> = live
         .into_inner()
         .into_iter()
         .filter(|name| !with_proxy.contains(name.as_str()))
         .collect();
-    if !without_proxy.is_empty() {
+    // With the webhook configurations known, a pod without a proxy is judged like any other
+    // (no proxy may be its target); without them, every pod must come back with one.
+    if control_plane.injection.is_none() && !without_proxy.is_empty() {
         return Err(Failure::new(format!(
             "the rollout finished but {} pod{} came back without an Istio proxy: {}; injection did \
              not run (is the namespace still labelled for injection, is the injector's webhook up?)",
@@ -1036,17 +1048,20 @@ async fn verify(
         // Terminating, completed and failed (evicted, shut down) pods are leftovers the
         // controller never replaces; only live pods must carry the new proxy.
         .filter(|p| !p.terminating && !matches!(p.phase, PodPhase::Succeeded | PodPhase::Failed))
-        .filter_map(|p| stale_reason(p, control_plane).map(|why| format!("{} ({why})", p.name)))
+        .filter_map(|p| {
+            stale_reason(p, control_plane, selected).map(|why| format!("{} ({why})", p.name))
+        })
         .collect();
     if stale.is_empty() {
         Ok(())
     } else {
         Err(Failure::new(format!(
-            "the rollout finished but {} pod{} still carr{} an old proxy: {}; a controller may be \
-             reverting the template, or injection did not run",
+            "the rollout finished but {} pod{} still differ{} from {} target: {}; a controller may \
+             be reverting the template, or injection did not run",
             stale.len(),
             if stale.len() == 1 { "" } else { "s" },
-            if stale.len() == 1 { "ies" } else { "y" },
+            if stale.len() == 1 { "s" } else { "" },
+            if stale.len() == 1 { "its" } else { "their" },
             stale.join(", ")
         )))
     }
@@ -1279,6 +1294,7 @@ mod tests {
             pods: vec![],
             from_versions: vec![],
             target: "1.24.1".into(),
+            drift: Reasons::default(),
             update_strategy: None,
             reason: None,
             runbook: None,

@@ -10,6 +10,7 @@ pub mod classify;
 pub mod cli;
 pub mod cluster;
 pub mod controlplane;
+pub mod drift;
 pub mod execute;
 pub mod image;
 pub mod inventory;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::classify::{PodContext, Verdict, classify};
 use crate::controlplane::ControlPlane;
+use crate::drift::{self, Aim, Judgement, Reason, Reasons};
 use crate::image::Expected;
 use crate::inventory::{
     Interner, Inventory, PodPhase, PodRecord, ResolvedWorkload, SKIP_KEY, WorkloadRecord,
@@ -32,6 +33,11 @@ pub mod runbook {
         "runbooks/workloads-not-restartable.md#ondelete-statefulsets-with-a-pod-not-ready";
     pub const ARGO_ROLLOUT: &str =
         "runbooks/workloads-not-restartable.md#paused-or-unavailable-argo-rollouts";
+    pub const CANARY: &str = "runbooks/drift.md#a-canary-upgrade-half-done";
+    pub const MISSING_PROXY: &str =
+        "runbooks/drift.md#a-pod-missing-its-proxy-that-cannot-be-restarted";
+    pub const UNWANTED_PROXY: &str = "runbooks/drift.md#a-proxy-no-webhook-would-inject";
+    pub const TWO_REVISIONS: &str = "runbooks/drift.md#two-revisions-select-one-pod";
 
     /// Every runbook link the tool can emit (a test checks each file and heading exists).
     pub const ALL: &[&str] = &[
@@ -47,6 +53,10 @@ pub mod runbook {
         PARTITION,
         ORDERED_READY,
         ARGO_ROLLOUT,
+        CANARY,
+        MISSING_PROXY,
+        UNWANTED_PROXY,
+        TWO_REVISIONS,
     ];
 }
 
@@ -113,8 +123,13 @@ pub struct WorkloadPlan {
     /// The drifted pods the action covers (or that need a person), sorted.
     pub pods: Vec<Arc<str>>,
     pub from_versions: Vec<Arc<str>>,
-    /// The version (or image, when no version) the restarted pods must carry.
+    /// The version (or image, when no version) the restarted pods must carry; with drift beyond
+    /// the version also the target revision and a fingerprint of its proxy, and `no proxy`
+    /// for pods that must come back without one. Recorded with a restart, so a re-run can tell
+    /// its own restart under way from a new one.
     pub target: Arc<str>,
+    /// The union of its pods' drift reasons.
+    pub drift: Reasons,
     /// `spec.updateStrategy.type` for StatefulSets and DaemonSets.
     pub update_strategy: Option<Arc<str>>,
     pub reason: Option<String>,
@@ -134,6 +149,9 @@ pub struct PodPlan {
     pub workload_kind: Arc<str>,
     pub workload_name: Arc<str>,
     pub reason: Arc<str>,
+    pub drift: Reasons,
+    /// The revision that would inject the pod now; `None` when none would.
+    pub target_revision: Option<Arc<str>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -142,7 +160,12 @@ pub struct Plan {
     pub proxies: usize,
     pub up_to_date: usize,
     pub drifted: usize,
-    /// Every proxy-carrying pod whose verdict is not `up-to-date`, sorted by namespace/name.
+    /// Listed pods per drift reason.
+    pub drift_counts: BTreeMap<Reason, usize>,
+    /// The revisions some pod is held to: the ones the gate must cover.
+    pub target_revisions: BTreeSet<String>,
+    /// Every proxy-carrying pod whose verdict is not `up-to-date`, and every pod without a
+    /// proxy that has drifted, sorted by namespace/name.
     pub pods: Vec<PodPlan>,
     /// Every workload with a drifted pod: automatic actions in order, then manual ones.
     pub workloads: Vec<WorkloadPlan>,
@@ -152,6 +175,8 @@ pub struct Plan {
 pub struct PlanOptions {
     /// `--exclude-namespace`: proxies there are reported `excluded`, never restarted.
     pub exclude_namespaces: Vec<String>,
+    /// `--drift`: the reasons that act; `None` is all of them.
+    pub drift: Option<Reasons>,
 }
 
 type WorkloadKey = (Arc<str>, Arc<str>, Arc<str>); // namespace, kind, name
@@ -160,6 +185,7 @@ struct Group {
     api_version: Arc<str>,
     pods: Vec<usize>,
     target: Arc<str>,
+    drift: Reasons,
     manual_reason: Option<(String, &'static str)>,
     module_label: bool,
 }
@@ -181,7 +207,11 @@ struct Facts {
 pub fn plan(inventory: &Inventory, control_plane: &ControlPlane, options: &PlanOptions) -> Plan {
     let mut result = Plan {
         pods_total: inventory.pods_total,
-        proxies: inventory.pod_records.len(),
+        proxies: inventory
+            .pod_records
+            .iter()
+            .filter(|p| p.has_proxy())
+            .count(),
         ..Plan::default()
     };
     let mut facts = Facts {
@@ -235,12 +265,22 @@ fn group_pods(
                 .or_default()
                 .insert(ordinal, healthy);
         }
-        let expected = control_plane.expected_for(pod.revision.as_deref());
+        let judgement = drift::judge(pod, control_plane);
+        if !pod.has_proxy() && !judgement.reasons.contains(Reason::MissingProxy) {
+            continue;
+        }
+        let target_revision = judgement.target_revision();
+        if let Some(revision) = target_revision {
+            result.target_revisions.insert(revision.to_string());
+        }
+        let expected = control_plane.expected_for(target_revision);
         let classified = classify(
             pod,
             &PodContext {
                 excluded_by: excluded_by(inventory, options, pod, &workload),
                 expected: expected.clone(),
+                judgement: &judgement,
+                selected: options.drift.unwrap_or_else(Reasons::all),
             },
         );
 
@@ -251,6 +291,9 @@ fn group_pods(
             }
             v if v.is_drift() => result.drifted += 1,
             _ => {}
+        }
+        for reason in classified.drift.iter() {
+            *result.drift_counts.entry(reason).or_default() += 1;
         }
         let pod_index = result.pods.len();
         result.pods.push(PodPlan {
@@ -263,31 +306,63 @@ fn group_pods(
             workload_kind: workload.kind.clone(),
             workload_name: workload.name.clone(),
             reason: strings.intern(&classified.reason),
+            drift: classified.drift,
+            target_revision: target_revision.map(|r| strings.intern(r)),
         });
         if !classified.verdict.is_drift() {
             continue;
         }
 
+        let target = restart_target(pod, control_plane, &judgement, &expected);
         add_to_group(
             &mut groups,
-            &mut strings,
-            pod,
-            &workload,
-            &expected,
+            (pod, &workload),
+            (strings.intern(&target), classified.drift),
+            (&judgement, &expected),
             pod_index,
         );
     }
     groups
 }
 
-/// Adds a drifted pod to its workload's group; an odd owner chain or a revision without a
-/// control plane leaves the whole group to a person.
+/// What a restart must give the pod, as recorded with the restart: the version (or image)
+/// alone when only the version drifts, as before drift beyond it was judged; else also the
+/// target revision and a fingerprint of its proxy; `no proxy` when none would be injected.
+fn restart_target(
+    pod: &PodRecord,
+    control_plane: &ControlPlane,
+    judgement: &Judgement,
+    expected: &Result<&Expected, String>,
+) -> String {
+    let Some(revision) = judgement.target_revision() else {
+        return NO_PROXY_TARGET.to_string();
+    };
+    let version = match expected {
+        Ok(e) => e
+            .version
+            .as_ref()
+            .map(|v| v.to_string())
+            .or_else(|| e.image.as_ref().map(|i| i.to_string()))
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    if judgement.reasons.is_empty() {
+        return version;
+    }
+    let wanted = drift::wanted_proxy(pod, control_plane, revision);
+    format!("{version} {}", drift::fingerprint(revision, &wanted))
+}
+
+/// The target of a restart that must remove the proxy.
+pub const NO_PROXY_TARGET: &str = "no proxy";
+
+/// Adds a drifted pod to its workload's group; an odd owner chain, two revisions selecting the
+/// pod or a revision without a control plane leaves the whole group to a person.
 fn add_to_group(
     groups: &mut BTreeMap<WorkloadKey, Group>,
-    strings: &mut Interner,
-    pod: &PodRecord,
-    workload: &ResolvedWorkload,
-    expected: &Result<&Expected, String>,
+    (pod, workload): (&PodRecord, &ResolvedWorkload),
+    (target, drift): (Arc<str>, Reasons),
+    (judgement, expected): (&Judgement, &Result<&Expected, String>),
     pod_index: usize,
 ) {
     let key = (
@@ -298,20 +373,13 @@ fn add_to_group(
     let group = groups.entry(key).or_insert_with(|| Group {
         api_version: workload.api_version.clone(),
         pods: Vec::new(),
-        // Interned: every workload of a revision has the same target.
-        target: strings.intern(&match expected {
-            Ok(e) => e
-                .version
-                .as_ref()
-                .map(|v| v.to_string())
-                .or_else(|| e.image.as_ref().map(|i| i.to_string()))
-                .unwrap_or_default(),
-            Err(_) => String::new(),
-        }),
+        target,
+        drift: Reasons::default(),
         manual_reason: None,
         module_label: workload.module_label,
     });
     group.pods.push(pod_index);
+    group.drift = group.drift.union(drift);
     if group.manual_reason.is_some() {
         return;
     }
@@ -320,7 +388,15 @@ fn add_to_group(
             format!("{problem}; restart or delete the pods by hand once the owner is understood"),
             runbook::UNKNOWN_OWNER,
         ));
-    } else if let Err(why) = expected {
+    } else if let Aim::Conflict(why) = &judgement.aim {
+        group.manual_reason = Some((
+            format!(
+                "{why}: a new pod would get a proxy from either; make one revision select it \
+                 (namespace labels, revision tags), then restart it"
+            ),
+            runbook::TWO_REVISIONS,
+        ));
+    } else if let (Aim::Revision(_), Err(why)) = (&judgement.aim, expected) {
         group.manual_reason = Some((
             format!("{why}: there is nothing a restart could inject"),
             runbook::NO_CONTROL_PLANE,
@@ -423,6 +499,7 @@ fn plan_workload(
                 api_version: group.api_version.clone(),
                 pods: held,
                 target: group.target.clone(),
+                drift: group.drift,
                 manual_reason: None,
                 module_label: group.module_label,
             };
@@ -618,7 +695,11 @@ fn workload_plan(
 ) -> WorkloadPlan {
     let (action, reason, runbook) = match decided {
         Ok(action) => (action, None, None),
-        Err((reason, runbook)) => (Action::Manual, Some(reason), Some(runbook)),
+        Err((reason, runbook)) => (
+            Action::Manual,
+            Some(reason),
+            Some(drift_runbook(group.drift, runbook)),
+        ),
     };
     let mut from_versions: BTreeSet<Arc<str>> = BTreeSet::new();
     let mut names = Vec::with_capacity(group.pods.len());
@@ -641,8 +722,33 @@ fn workload_plan(
         pods: names,
         from_versions: from_versions.into_iter().collect(),
         target: group.target.clone(),
+        drift: group.drift,
         reason,
         runbook,
+    }
+}
+
+/// A workload that cannot be restarted, with drift beyond the version: the runbook of that
+/// drift, which leads on to the one of what keeps the restart from happening. A problem with
+/// the control plane or the owners keeps its own runbook.
+fn drift_runbook(drift: Reasons, runbook: &'static str) -> &'static str {
+    let only = |reason| drift == [reason].into_iter().collect();
+    if [
+        runbook::NO_CONTROL_PLANE,
+        runbook::UNKNOWN_OWNER,
+        runbook::TWO_REVISIONS,
+    ]
+    .contains(&runbook)
+    {
+        runbook
+    } else if only(Reason::MissingProxy) {
+        runbook::MISSING_PROXY
+    } else if only(Reason::UnwantedProxy) {
+        runbook::UNWANTED_PROXY
+    } else if drift.contains(Reason::Revision) {
+        runbook::CANARY
+    } else {
+        runbook
     }
 }
 
@@ -1246,7 +1352,10 @@ mod tests {
             .object("Pod", "shop", "self", None, json!({"metadata": {"labels": {SKIP_KEY: "true"}},
                 "spec": {"containers": [{"name": "istio-proxy", "image": OLD}]}, "status": {"phase": "Running"}}))
             .pod("legacy", "l-1", None, OLD, "Running", true)
-            .plan(&PlanOptions { exclude_namespaces: vec!["legacy".into()] });
+            .plan(&PlanOptions {
+                exclude_namespaces: vec!["legacy".into()],
+                drift: None,
+            });
         assert!(plan.workloads.is_empty(), "{:#?}", plan.workloads);
         assert_eq!(plan.pods.len(), 4);
         assert!(

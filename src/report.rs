@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::classify::Verdict;
 use crate::controlplane::{ControlPlane, Gate};
+use crate::drift::{Reason, Reasons};
 use crate::plan::{Action, Phase, Plan};
 use crate::{Error, Result};
 
@@ -135,6 +136,9 @@ pub struct Summary {
     pub restarted: usize,
     pub failed: usize,
     pub manual: usize,
+    /// Listed pods per drift reason (DESIGN §2.3a).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub drift: BTreeMap<Reason, usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -150,6 +154,9 @@ pub struct WorkloadReport {
     /// Shared with the pod list: a name is stored once however often the report names it.
     pub pods: Vec<Arc<str>>,
     pub from_versions: Vec<Arc<str>>,
+    /// The union of its pods' drift reasons.
+    #[serde(default, skip_serializing_if = "Reasons::is_empty")]
+    pub drift: Reasons,
     pub status: Status,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -173,6 +180,11 @@ pub struct PodReport {
     pub workload: WorkloadRef,
     #[serde(default, skip_serializing_if = "str_is_empty")]
     pub reason: Arc<str>,
+    #[serde(default, skip_serializing_if = "Reasons::is_empty")]
+    pub drift: Reasons,
+    /// The revision that would inject the pod now; absent when none would.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_revision: Option<Arc<str>>,
 }
 
 /// A copy of `value` for an automatic action, which execution still reads; for a manual one,
@@ -253,6 +265,7 @@ impl Report {
                 order: w.order,
                 pods: keep_or_take(w.action, &mut w.pods),
                 from_versions: std::mem::take(&mut w.from_versions),
+                drift: w.drift,
                 status: if w.action.is_automatic() {
                     Status::Planned
                 } else {
@@ -283,6 +296,7 @@ impl Report {
                 proxies: plan.proxies,
                 up_to_date: plan.up_to_date,
                 drifted: plan.drifted,
+                drift: plan.drift_counts.clone(),
                 ..Summary::default()
             },
             workloads,
@@ -300,6 +314,8 @@ impl Report {
                         name: p.workload_name,
                     },
                     reason: p.reason,
+                    drift: p.drift,
+                    target_revision: p.target_revision,
                 })
                 .collect(),
             notes: Vec::new(),
@@ -423,7 +439,14 @@ impl Report {
         .collect();
         let listed = self.pods.len() + self.omitted.as_ref().map_or(0, |o| o.pods);
         let s = &self.summary;
-        if s.up_to_date + listed > s.proxies || s.proxies > s.pods {
+        // Pods missing their proxy are listed but are not proxies.
+        let missing = self
+            .pods
+            .iter()
+            .filter(|p| p.drift.contains(Reason::MissingProxy))
+            .count()
+            .max(s.drift.get(&Reason::MissingProxy).copied().unwrap_or(0));
+        if s.up_to_date + listed > s.proxies + missing || s.proxies > s.pods {
             problems.push(format!(
                 "the pod counts disagree with each other: upToDate {} plus {listed} listed pods, proxies {}, pods {}",
                 s.up_to_date, s.proxies, s.pods
@@ -580,6 +603,7 @@ impl Report {
                     // The last column is not padded: it may be as long as it is.
                     plain(
                         &(w.from_versions.join(", ")
+                            + &drift_note(w.drift)
                             + &w.reason
                                 .as_deref()
                                 .map(|r| format!("  ({r})"))
@@ -612,11 +636,12 @@ impl Report {
             // Whole names here: this is what a person acts on.
             writeln!(
                 out,
-                "  {} ({} pod{}, {})",
+                "  {} ({} pod{}, {}{})",
                 plain(&format!("{} {}/{}", w.kind, w.namespace, w.name)),
                 w.pods.len(),
                 if w.pods.len() == 1 { "" } else { "s" },
-                plain(&w.from_versions.join(", "))
+                plain(&w.from_versions.join(", ")),
+                drift_note(w.drift)
             )
             .unwrap();
             if let Some(reason) = &w.reason {
@@ -664,7 +689,7 @@ impl Report {
         }
         writeln!(
             out,
-            "| Order | Phase | Action | Status | Workload | Pods | From | Reason |\n|---|---|---|---|---|---|---|---|"
+            "| Order | Phase | Action | Status | Workload | Pods | From | Drift | Reason |\n|---|---|---|---|---|---|---|---|---|"
         )
         .unwrap();
         for w in &self.workloads {
@@ -676,7 +701,7 @@ impl Report {
             };
             writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 w.order.map(|o| o.to_string()).unwrap_or_default(),
                 w.phase.as_str(),
                 w.action.as_str(),
@@ -684,6 +709,7 @@ impl Report {
                 md(&format!("{} {}/{}", w.kind, w.namespace, w.name)),
                 w.pods.len(),
                 md(&w.from_versions.join(", ")),
+                w.drift.join(),
                 reason
             )
             .unwrap();
@@ -716,6 +742,16 @@ impl Report {
             )
             .unwrap();
         }
+    }
+}
+
+/// A workload's drift reasons after its versions: ` [version, cni]`; nothing when none are
+/// known (a report written before they were).
+fn drift_note(drift: Reasons) -> String {
+    if drift.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", drift.join())
     }
 }
 
@@ -932,7 +968,7 @@ mod tests {
         // Two header rows, two workloads; two header rows, two pods.
         assert_eq!(table_rows.len(), 8, "{md}");
         for row in &table_rows[..4] {
-            assert_eq!(unescaped_pipes(row), 9, "{row}");
+            assert_eq!(unescaped_pipes(row), 10, "{row}");
         }
         for row in &table_rows[4..] {
             assert_eq!(unescaped_pipes(row), 7, "{row}");

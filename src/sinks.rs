@@ -399,7 +399,7 @@ fn event_name(workload: &str, reason: &str, hash: u32) -> String {
 }
 
 /// A stable short hash (FNV-1a) for names that must be the same run after run.
-fn fnv1a(parts: &[&str]) -> u64 {
+pub(crate) fn fnv1a(parts: &[&str]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for part in parts {
         for byte in part.bytes().chain([0]) {

@@ -91,6 +91,15 @@ impl PodRecord {
     pub fn has_proxy(&self) -> bool {
         self.proxy.is_some()
     }
+
+    /// One of the annotations the injector reads.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.injection
+            .annotations
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| &**v)
+    }
 }
 
 /// The proxy a pod carries, as far as the drift rules look (DESIGN §2.3a).
@@ -1110,8 +1119,19 @@ mod tests {
             only_init,
             plain,
         ]);
-        let names: Vec<_> = inventory.pod_records.iter().map(|p| &*p.name).collect();
+        let names: Vec<_> = inventory
+            .pod_records
+            .iter()
+            .filter(|p| p.has_proxy())
+            .map(|p| &*p.name)
+            .collect();
         assert_eq!(names, ["sidecar", "native", "renamed"]);
+        // Running pods without a proxy are kept too: a webhook may want to inject them.
+        let records: Vec<_> = inventory.pod_records.iter().map(|p| &*p.name).collect();
+        assert_eq!(
+            records,
+            ["sidecar", "native", "renamed", "only-init", "plain"]
+        );
         assert_eq!(inventory.pods_total, 5);
         assert_eq!(inventory.pod_records[2].revision.as_deref(), Some("1-24"));
         assert_eq!(
