@@ -383,7 +383,11 @@ fn uncompared(mode: Mode, started: DateTime<Utc>, inventory: &Inventory, error: 
         mode,
         started,
         inventory.pods_total,
-        inventory.pod_records.len(),
+        inventory
+            .pod_records
+            .iter()
+            .filter(|p| p.has_proxy())
+            .count(),
         error.to_string(),
     )
 }

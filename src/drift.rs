@@ -323,3 +323,6 @@ pub fn fingerprint(revision: &str, wanted: &PodProxy) -> String {
     ]);
     format!("{revision}/{:08x}", hash as u32)
 }
+
+#[cfg(test)]
+mod tests;
