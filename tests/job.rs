@@ -225,6 +225,16 @@ fn read_grants() -> BTreeSet<Grant> {
             }
         }
     }
+    // Istio's injection webhooks, cluster-scoped: which revision injects a pod now.
+    for verb in ["list", "watch"] {
+        out.insert(grant(
+            "",
+            "admissionregistration.k8s.io",
+            "mutatingwebhookconfigurations",
+            verb,
+            "",
+        ));
+    }
     // The injector ConfigMaps of the control plane.
     for verb in ["get", "list"] {
         out.insert(grant(ISTIO_NAMESPACE, "", "configmaps", verb, ""));
@@ -671,13 +681,42 @@ struct Authorized {
     kubeconfig: PathBuf,
 }
 
+/// The example cluster, as kube-sim loads it.
+fn example_state() -> Value {
+    serde_json::from_slice(
+        &std::fs::read(root().join("examples/kyma-upgrade.json")).expect("the example"),
+    )
+    .expect("the example is JSON")
+}
+
+/// The example with Istio's webhook configuration of the default revision, and one of another
+/// product's that the inventory leaves out.
+fn example_with_webhooks() -> Value {
+    let mut state = example_state();
+    let mut istio =
+        serde_json::to_value(istio_injection::webhooks::revision_configuration("default"))
+            .expect("a webhook configuration as JSON");
+    istio["apiVersion"] = "admissionregistration.k8s.io/v1".into();
+    istio["kind"] = "MutatingWebhookConfiguration".into();
+    let other = serde_json::json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "cert-manager-webhook"},
+        "webhooks": [{"name": "webhook.cert-manager.io"}]
+    });
+    let items = state["items"].as_array_mut().expect("items");
+    items.push(istio);
+    items.push(other);
+    state
+}
+
 impl Authorized {
     async fn start(job_dir: &str, user: &str) -> Authorized {
         let rbac = String::from_utf8(kustomize(job_dir)).expect("UTF-8 YAML");
-        let state: Value = serde_json::from_slice(
-            &std::fs::read(root().join("examples/kyma-upgrade.json")).expect("the example"),
-        )
-        .expect("the example is JSON");
+        Authorized::start_with(rbac, example_state(), user).await
+    }
+
+    async fn start_with(rbac: String, state: Value, user: &str) -> Authorized {
         let sim = kube_sim::start(kube_sim::SimConfig {
             state,
             rbac: Some((rbac, user.to_string())),
@@ -714,6 +753,24 @@ impl Authorized {
         tokio::time::timeout(std::time::Duration::from_secs(180), cmd.output())
             .await
             .expect("the Job's command finishes within three minutes")
+            .expect("run istio-proxy-reset")
+    }
+
+    /// The tool with `args`, authorized as the cluster's user, and `ISTIO_PROXY_RESET_*` unset.
+    async fn tool(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_istio-proxy-reset"));
+        for (name, _) in std::env::vars() {
+            if name.starts_with("ISTIO_PROXY_RESET_") || name == "KUBECONFIG" {
+                cmd.env_remove(name);
+            }
+        }
+        cmd.args(args)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .kill_on_drop(true);
+        tokio::time::timeout(std::time::Duration::from_secs(120), cmd.output())
+            .await
+            .expect("the tool finishes within two minutes")
             .expect("run istio-proxy-reset")
     }
 
@@ -867,4 +924,156 @@ async fn dry_run_plans_live_with_read_only_permissions() {
             out.status
         );
     }
+}
+
+/// `snapshot` under the dry run's read-only permissions: Istio's MutatingWebhookConfigurations
+/// are in it (and another product's are not), and `plan --snapshot` of it plans as the live
+/// `plan` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_permissions_take_a_snapshot_with_istios_webhooks() {
+    if !kubectl_available() {
+        return;
+    }
+    let sa = "istio-proxy-reset-dry-run";
+    let rbac = String::from_utf8(kustomize("job/dry-run")).expect("UTF-8 YAML");
+    let cluster = Authorized::start_with(
+        rbac,
+        example_with_webhooks(),
+        &format!("system:serviceaccount:{NAMESPACE}:{sa}"),
+    )
+    .await;
+
+    let output = cluster.tool(&["snapshot"]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let forbidden = cluster.forbidden();
+    assert!(
+        forbidden.is_empty(),
+        "snapshot was refused:\n{}\nstderr:\n{stderr}",
+        forbidden.join("\n")
+    );
+    assert_eq!(output.status.code(), Some(0), "stderr:\n{stderr}");
+    let snapshot: Value = serde_json::from_slice(&output.stdout).expect("a JSON snapshot");
+    let webhooks: Vec<&Value> = snapshot["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| i["kind"] == "MutatingWebhookConfiguration")
+        .collect();
+    assert_eq!(webhooks.len(), 1, "only Istio's: {webhooks:?}");
+    let istio = webhooks[0];
+    assert_eq!(istio["apiVersion"], "admissionregistration.k8s.io/v1");
+    assert_eq!(istio["metadata"]["name"], "istio-sidecar-injector");
+    assert_eq!(istio["metadata"]["labels"]["istio.io/rev"], "default");
+    assert!(istio["metadata"].get("managedFields").is_none());
+    let names: Vec<&str> = istio["webhooks"]
+        .as_array()
+        .expect("webhooks")
+        .iter()
+        .map(|w| w["name"].as_str().unwrap_or_default())
+        .collect();
+    assert!(
+        names.contains(&"namespace.sidecar-injector.istio.io"),
+        "{names:?}"
+    );
+    assert!(
+        istio["webhooks"][0]["namespaceSelector"]["matchExpressions"].is_array(),
+        "selectors are kept: {istio}"
+    );
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("cluster.json");
+    std::fs::write(&file, &output.stdout).expect("write the snapshot");
+
+    // The inventory holds the same webhook configuration read live and read from the file.
+    use istio_proxy_reset::inventory::{InventoryBuilder, live, snapshot};
+    let client = istio_proxy_reset::cluster::client(Some(&cluster.kubeconfig), None)
+        .await
+        .expect("a client");
+    let scope = live::Scope {
+        namespaces: Vec::new(),
+        istio_namespace: ISTIO_NAMESPACE.to_string(),
+    };
+    let from_cluster = live::read(&client, &scope, &|_, _| {})
+        .await
+        .expect("the live inventory");
+    let from_file =
+        snapshot::read_file(&file, InventoryBuilder::new()).expect("the snapshot's inventory");
+    let names = |i: &istio_proxy_reset::inventory::Inventory| -> Vec<String> {
+        i.webhook_configurations
+            .iter()
+            .map(|c| c.metadata.name.clone())
+            .collect()
+    };
+    assert_eq!(names(&from_cluster), ["istio-sidecar-injector"]);
+    assert_eq!(
+        from_cluster.webhook_configurations,
+        from_file.webhook_configurations
+    );
+    let live = cluster.tool(&["plan", "--format", "json"]).await;
+    assert_eq!(
+        live.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&live.stderr)
+    );
+    let offline = Command::new(env!("CARGO_BIN_EXE_istio-proxy-reset"))
+        .args(["plan", "--format", "json", "--snapshot"])
+        .arg(&file)
+        .output()
+        .expect("run istio-proxy-reset");
+    assert_eq!(
+        offline.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&offline.stderr)
+    );
+    let live: Value = serde_json::from_slice(&live.stdout).expect("the live plan");
+    let offline: Value = serde_json::from_slice(&offline.stdout).expect("the offline plan");
+    assert_eq!(live["workloads"], offline["workloads"]);
+    assert_eq!(live["pods"], offline["pods"]);
+    assert_eq!(live["summary"], offline["summary"]);
+}
+
+/// Without the rule for Istio's webhook configurations, `plan` stops at once (exit 1) with an
+/// error naming the resource and the permission, before anything is compared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_webhook_list_names_the_missing_permission() {
+    if !kubectl_available() {
+        return;
+    }
+    let sa = "istio-proxy-reset-dry-run";
+    let rbac = String::from_utf8(kustomize("job/dry-run")).expect("UTF-8 YAML");
+    let rule = "- apiGroups:\n  - admissionregistration.k8s.io\n  resources:\n  - mutatingwebhookconfigurations\n  verbs:\n  - list\n  - watch\n";
+    assert!(rbac.contains(rule), "the dry run grants the rule:\n{rbac}");
+    let cluster = Authorized::start_with(
+        rbac.replace(rule, ""),
+        example_with_webhooks(),
+        &format!("system:serviceaccount:{NAMESPACE}:{sa}"),
+    )
+    .await;
+
+    let output = cluster.tool(&["plan", "--format", "json"]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "stderr:\n{stderr}");
+    for needle in [
+        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+        "which revision injects each pod",
+        "`list` (and `watch`) on `mutatingwebhookconfigurations` in the API group `admissionregistration.k8s.io`",
+        "403",
+    ] {
+        assert!(
+            stderr.contains(needle),
+            "stderr names {needle:?}:\n{stderr}"
+        );
+    }
+    let refused: Vec<String> = cluster.forbidden();
+    assert_eq!(
+        refused.len(),
+        1,
+        "one refused list, not retried: {refused:?}"
+    );
+    assert!(
+        refused[0].contains("mutatingwebhookconfigurations"),
+        "{refused:?}"
+    );
 }

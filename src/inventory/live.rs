@@ -5,7 +5,7 @@ use std::cell::RefCell;
 
 use kube::Client;
 
-use super::model::{Body, Object};
+use super::model::{self, Body, Object};
 use super::{Inventory, InventoryBuilder};
 use crate::Result;
 use crate::cluster::list_pages;
@@ -47,6 +47,14 @@ pub const NAMESPACES: Listed = Listed {
     kind: "Namespace",
     api_version: "v1",
     plural: "namespaces",
+    namespaced: false,
+};
+/// Istio's injection webhooks: which revision injects a pod now (DESIGN §2.2.2). Cluster-scoped,
+/// so listed only when the read is cluster-wide.
+pub const WEBHOOK_CONFIGURATIONS: Listed = Listed {
+    kind: model::WEBHOOK_CONFIGURATION,
+    api_version: "admissionregistration.k8s.io/v1",
+    plural: "mutatingwebhookconfigurations",
     namespaced: false,
 };
 pub const PODS: Listed = listed("Pod", "v1", "pods");
@@ -125,6 +133,9 @@ async fn read_owners(
     let mut lists: Vec<(&Listed, Option<&str>, Option<&str>)> = Vec::new();
     if scope.namespaces.is_empty() {
         lists.push((&NAMESPACES, None, None));
+        lists.push((&WEBHOOK_CONFIGURATIONS, None, None));
+    } else {
+        note_webhooks_not_listed();
     }
     for resource in &WORKLOADS {
         for namespace in scope.namespaces() {
@@ -152,7 +163,8 @@ async fn read_owners(
     };
     let listed =
         futures::future::try_join_all(lists.into_iter().map(|(resource, namespace, selector)| {
-            collect(client, resource, namespace, selector, &owners, on_page)
+            let list = collect(client, resource, namespace, selector, &owners, on_page);
+            async move { list.await.map_err(|e| refused_list(resource, e)) }
         }));
     futures::try_join!(named, listed)?;
 
@@ -230,6 +242,40 @@ async fn get_namespace(client: &Client, name: &str) -> Result<Option<Object>> {
             field: "(the response)".into(),
             problem: e.to_string(),
         })
+}
+
+/// `--namespace` reads no cluster-wide list (a namespace-scoped operator may read only its
+/// namespaces), so Istio's webhook configurations are not read: each pod's target revision is
+/// its own, and pods without a proxy are not judged (DESIGN §2.2.2, as for an older snapshot).
+fn note_webhooks_not_listed() {
+    tracing::info!(
+        "--namespace: Istio's MutatingWebhookConfigurations (cluster-scoped) are not listed; \
+         each pod is compared with its own revision, and pods without a proxy are not judged"
+    );
+}
+
+/// A list of Istio's webhook configurations refused (403) or not served (404): the error names
+/// the resource, why it is read and the permission it takes, for whoever reads a failed Job.
+fn refused_list(resource: &Listed, error: crate::Error) -> crate::Error {
+    const RULE: &str = "`list` (and `watch`) on `mutatingwebhookconfigurations` in the API group \
+                        `admissionregistration.k8s.io`, cluster-wide (job/base/clusterrole.yaml)";
+    match error {
+        crate::Error::Kube { action, source } if resource.kind == WEBHOOK_CONFIGURATIONS.kind => {
+            let why = "Istio's MutatingWebhookConfigurations, which say which revision injects \
+                       each pod now";
+            let action = match crate::cluster::status_code(&source) {
+                Some(403) => format!("{action} ({why}): the service account lacks {RULE}"),
+                Some(404) => format!(
+                    "{action} ({why}): the API server does not serve \
+                     admissionregistration.k8s.io/v1 mutatingwebhookconfigurations, which the \
+                     tool reads with {RULE}"
+                ),
+                _ => action,
+            };
+            crate::Error::Kube { action, source }
+        }
+        other => other,
+    }
 }
 
 fn add(builder: &mut InventoryBuilder, object: Object) -> Result<()> {
@@ -342,6 +388,9 @@ pub async fn write_snapshot(
     let mut lists: Vec<(Listed, Option<String>, Option<&str>)> = Vec::new();
     if scope.namespaces.is_empty() {
         lists.push((NAMESPACES, None, None));
+        lists.push((WEBHOOK_CONFIGURATIONS, None, None));
+    } else {
+        note_webhooks_not_listed();
     }
     for resource in WORKLOADS.iter().chain([&ROLLOUTS, &PODS]) {
         for namespace in scope.namespaces() {
@@ -379,6 +428,9 @@ pub async fn write_snapshot(
                     if resource.kind == "ConfigMap" && !name.starts_with("istio-sidecar-injector") {
                         continue;
                     }
+                    if resource.kind == WEBHOOK_CONFIGURATIONS.kind && !is_istio_injector(&item) {
+                        continue;
+                    }
                     let ns = item["metadata"]["namespace"]
                         .as_str()
                         .unwrap_or_default()
@@ -413,9 +465,22 @@ pub async fn write_snapshot(
             Err(crate::Error::Kube { source, .. })
                 if resource.kind == "Rollout"
                     && crate::cluster::status_code(&source) == Some(404) => {}
-            Err(other) => return Err(other),
+            Err(other) => return Err(refused_list(&resource, other)),
         }
     }
     out.write_all(b"\n]}\n").map_err(io)?;
     Ok(written)
+}
+
+/// A MutatingWebhookConfiguration with one of Istio's injection webhooks
+/// (`…sidecar-injector.istio.io`): the only ones the inventory keeps, so the only ones a
+/// snapshot holds.
+fn is_istio_injector(item: &serde_json::Value) -> bool {
+    item["webhooks"].as_array().is_some_and(|webhooks| {
+        webhooks.iter().any(|w| {
+            w["name"]
+                .as_str()
+                .is_some_and(|n| n.ends_with(istio_injection::webhooks::WEBHOOK_SUFFIX))
+        })
+    })
 }
