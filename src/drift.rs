@@ -10,7 +10,7 @@ use istio_injection::proxy::PodProxy;
 use istio_injection::{NamespaceLabels, PodFacts, Target};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::controlplane::{ControlPlane, DEFAULT_REVISION};
+use crate::controlplane::{ControlPlane, DEFAULT_REVISION, Injection};
 use crate::inventory::PodRecord;
 
 /// Why a pod's proxy differs from what a restart gives it.
@@ -247,9 +247,35 @@ pub fn aim(pod: &PodRecord, control_plane: &ControlPlane) -> Aim {
     };
     match istio_injection::target(&injection.configurations, &namespace, &facts, config_of) {
         Target::Revision { revision, .. } => Aim::Revision(revision),
-        Target::NoProxy(why) => Aim::NoProxy(why),
+        Target::NoProxy(why) => match unserved_revision(injection, &namespace, &facts.labels) {
+            Some(revision) => Aim::Revision(revision.to_string()),
+            None => Aim::NoProxy(why),
+        },
         Target::Conflict(why) => Aim::Conflict(why),
     }
+}
+
+/// The revision the namespace (else the pod) asks for with `istio.io/rev` when no configuration
+/// serves it: the revision was removed, or its webhooks are not installed yet. Such a pod is
+/// held to that revision, which has no control plane, and left to a person; a restart would
+/// take its proxy away although its namespace still asks for one.
+fn unserved_revision<'a>(
+    injection: &Injection,
+    namespace: &'a impl istio_injection::Labels,
+    pod: &'a impl istio_injection::Labels,
+) -> Option<&'a str> {
+    let asked = namespace
+        .label(istio_injection::REVISION_LABEL)
+        .or_else(|| pod.label(istio_injection::REVISION_LABEL))?;
+    let served = injection.configurations.iter().any(|c| {
+        c.revision() == asked
+            || c.metadata
+                .labels
+                .get(istio_injection::webhooks::TAG_LABEL)
+                .map(String::as_str)
+                == Some(asked)
+    });
+    (!served).then_some(asked)
 }
 
 /// What `revision` would inject into this pod, as far as its values and the pod's annotations

@@ -227,6 +227,15 @@ fn one_row_per_reason_and_its_absence_without_evidence() {
             aim: "default",
         },
         Row {
+            name: "a namespace asking for a revision no configuration serves",
+            webhooks: Webhooks::DefaultAndCanary,
+            namespace: json!({"istio.io/rev": "1-22"}),
+            canary_values: json!({}),
+            pod: proxied("1-22", OLD, json!({})),
+            reasons: &[],
+            aim: "1-22",
+        },
+        Row {
             name: "missing-proxy",
             webhooks: Webhooks::DefaultAndCanary,
             namespace: canary.clone(),
