@@ -198,12 +198,13 @@ async fn a_live_plan_never_writes_and_lists_a_constant_number_of_pages() {
     );
     let requests = cluster.tool_requests();
     assert!(requests.iter().all(|r| r.method == "GET"), "{requests:?}");
-    // namespaces, 7 owner kinds, rollouts (a ReplicaSet names one), istio configmaps, pods
+    // namespaces, 7 owner kinds, rollouts (a ReplicaSet names one), istio configmaps, Istio's
+    // webhook configurations, pods
     let lists: Vec<_> = requests
         .iter()
         .filter(|r| r.query.contains("limit=500"))
         .collect();
-    assert_eq!(lists.len(), 11, "{lists:?}");
+    assert_eq!(lists.len(), 12, "{lists:?}");
     assert!(requests.iter().all(|r| !r.path.contains("/secrets")));
 
     let output = cluster
