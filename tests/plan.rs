@@ -71,10 +71,14 @@ fn the_example_plan_is_complete_and_ordered() {
     assert_eq!(report["controlPlane"]["gate"]["passed"], true);
 
     let summary = &report["summary"];
-    assert_eq!(summary["pods"], 45);
-    assert_eq!(summary["proxies"], 42);
-    assert_eq!(summary["upToDate"], 4);
-    assert_eq!(summary["drifted"], 33);
+    assert_eq!(summary["pods"], 47);
+    assert_eq!(summary["proxies"], 43);
+    assert_eq!(summary["upToDate"], 3);
+    assert_eq!(summary["drifted"], 36);
+    assert_eq!(
+        summary["drift"],
+        serde_json::json!({"version": 32, "resources": 1, "missing-proxy": 1, "unwanted-proxy": 1})
+    );
     assert_eq!(summary["restarted"], 0);
     assert_eq!(summary["manual"], 6);
 
@@ -122,25 +126,32 @@ fn the_example_plan_is_complete_and_ordered() {
         .collect();
     let expected = [
         (
-            "Deployment kyma-system/eventing-manager",
+            "Deployment kyma-system/api-gateway-controller-manager",
             "rollout-restart",
             Some(1),
         ),
         (
-            "Deployment kyma-system/telemetry-self-monitor",
+            "Deployment kyma-system/eventing-manager",
             "rollout-restart",
             Some(2),
         ),
-        ("DaemonSet monitoring/log-agent", "rollout-restart", Some(3)),
-        ("DaemonSet monitoring/node-probe", "evict", Some(4)),
-        ("Deployment payments/billing", "rollout-restart", Some(5)),
-        ("StatefulSet shop/cart", "rollout-restart", Some(6)),
-        ("Rollout shop/checkout", "rollout-restart", Some(7)),
-        ("ReplicaSet shop/importer", "evict", Some(8)),
-        ("ReplicationController shop/mailer", "evict", Some(9)),
-        ("Deployment shop/orders", "rollout-restart", Some(10)),
-        ("StatefulSet shop/redis", "evict", Some(11)),
-        ("Deployment shop/search", "rollout-restart", Some(12)),
+        (
+            "Deployment kyma-system/telemetry-self-monitor",
+            "rollout-restart",
+            Some(3),
+        ),
+        ("DaemonSet monitoring/log-agent", "rollout-restart", Some(4)),
+        ("DaemonSet monitoring/node-probe", "evict", Some(5)),
+        ("Deployment payments/billing", "rollout-restart", Some(6)),
+        ("Deployment sandbox/playground", "rollout-restart", Some(7)),
+        ("StatefulSet shop/cart", "rollout-restart", Some(8)),
+        ("Rollout shop/checkout", "rollout-restart", Some(9)),
+        ("ReplicaSet shop/importer", "evict", Some(10)),
+        ("ReplicationController shop/mailer", "evict", Some(11)),
+        ("Deployment shop/newsletter", "rollout-restart", Some(12)),
+        ("Deployment shop/orders", "rollout-restart", Some(13)),
+        ("StatefulSet shop/redis", "evict", Some(14)),
+        ("Deployment shop/search", "rollout-restart", Some(15)),
         ("Deployment analytics/collector", "manual", None),
         ("CronJob batch/daily-report", "manual", None),
         ("Deployment payments/ledger", "manual", None),
@@ -181,6 +192,78 @@ fn the_example_plan_is_complete_and_ordered() {
         workload(&report, "Deployment", "shop", "search")["fromVersions"],
         serde_json::json!(["1.25.0"]),
         "newer than the control plane is drift too"
+    );
+
+    // Drift beyond the version (DESIGN §2.3a), with the pods that show it.
+    let drift = |kind, namespace, name| workload(&report, kind, namespace, name)["drift"].clone();
+    assert_eq!(
+        drift("Deployment", "shop", "orders"),
+        serde_json::json!(["version"])
+    );
+    assert_eq!(
+        drift(
+            "Deployment",
+            "kyma-system",
+            "api-gateway-controller-manager"
+        ),
+        serde_json::json!(["resources"]),
+        "the pod's proxyCPU annotation asks for 250m, its proxy has 100m"
+    );
+    assert_eq!(
+        drift("Deployment", "shop", "newsletter"),
+        serde_json::json!(["missing-proxy"])
+    );
+    assert_eq!(
+        drift("Deployment", "sandbox", "playground"),
+        serde_json::json!(["unwanted-proxy"])
+    );
+    let pod = |prefix: &str| {
+        report["pods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"].as_str().unwrap().starts_with(prefix))
+            .unwrap_or_else(|| panic!("no pod {prefix}…"))
+            .clone()
+    };
+    let newsletter = pod("newsletter-");
+    assert_eq!(newsletter["targetRevision"], "default");
+    assert!(newsletter.get("proxyImage").is_none(), "{newsletter}");
+    let playground = pod("playground-");
+    assert!(playground.get("targetRevision").is_none(), "{playground}");
+    assert!(
+        playground["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no Istio webhook selects the pod"),
+        "{playground}"
+    );
+}
+
+#[test]
+fn drift_selects_the_reasons_that_act() {
+    let report = plan_json(&["--drift", "missing-proxy,unwanted-proxy"]);
+    let automatic: Vec<&str> = report["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["action"] != "manual")
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(automatic, ["playground", "newsletter"]);
+    let orders = report["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["workload"]["name"] == "orders" && p["verdict"] == "excluded")
+        .expect("orders' pods are excluded");
+    assert_eq!(orders["reason"], "drift version is not selected by --drift");
+    assert_eq!(orders["drift"], serde_json::json!(["version"]));
+    let (code, stderr, _) = plan_file(EXAMPLE, &["--drift", "version,proxy"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("\"proxy\" is not a drift reason"),
+        "{stderr}"
     );
 }
 
@@ -308,11 +391,11 @@ fn a_saved_report_renders_in_every_format() {
     let markdown = String::from_utf8(output.stdout).unwrap();
     assert!(markdown.starts_with("# istio-proxy-reset plan"));
     assert!(markdown.contains(
-        "| 1 | kyma | rollout-restart | planned | Deployment kyma-system/eventing-manager |"
+        "| 2 | kyma | rollout-restart | planned | Deployment kyma-system/eventing-manager |"
     ));
 
     let saved: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-    assert_eq!(saved["summary"]["drifted"], 33);
+    assert_eq!(saved["summary"]["drifted"], 36);
 
     let rendered = run(&["report", file.to_str().unwrap(), "--format", "markdown"]);
     assert_eq!(
