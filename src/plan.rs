@@ -1408,6 +1408,122 @@ mod tests {
         assert_eq!(plan.up_to_date, 1);
     }
 
+    /// Istio's webhook configuration of `revision`, as the inventory reads it.
+    fn webhooks(c: Cluster, revision: &str, tag: Option<&str>) -> Cluster {
+        use istio_injection::webhooks::{revision_configuration, tag_configuration};
+        let configuration = match tag {
+            Some(tag) => tag_configuration(tag, revision),
+            None => revision_configuration(revision),
+        };
+        let mut value = serde_json::to_value(configuration).unwrap();
+        value["apiVersion"] = json!("admissionregistration.k8s.io/v1");
+        value["kind"] = json!("MutatingWebhookConfiguration");
+        let mut c = c;
+        c.items.push(value);
+        c
+    }
+
+    #[test]
+    fn drift_beyond_the_version_sets_targets_counts_and_runbooks() {
+        let namespace = |c: Cluster, name: &str, labels: Value| {
+            c.object(
+                "Namespace",
+                "",
+                name,
+                None,
+                json!({"metadata": {"labels": labels}}),
+            )
+        };
+        let no_proxy = |c: Cluster, ns: &str, name: &str, owner: Option<(&str, &str)>| {
+            c.object("Pod", ns, name, owner, json!({
+                "spec": {"containers": [{"name": "app", "image": "app:1"}]},
+                "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}))
+        };
+        let c = webhooks(Cluster::new(), "default", None);
+        let c = namespace(c, "shop", json!({"istio-injection": "enabled"}));
+        let c = namespace(c, "off", json!({"istio-injection": "disabled"}));
+        let c = namespace(c, "plain", json!({}));
+        // missing-proxy: restarted; a bare pod missing its proxy is a person's
+        let c = no_proxy(
+            c.deployment("shop", "late", json!({})),
+            "shop",
+            "late-1",
+            Some(("ReplicaSet", "late-rs")),
+        );
+        let c = no_proxy(c, "shop", "lonely", None);
+        // unwanted-proxy: restarted to no proxy
+        let c = c.deployment("off", "leaving", json!({})).pod(
+            "off",
+            "leaving-1",
+            Some(("ReplicaSet", "leaving-rs")),
+            NEW,
+            "Running",
+            true,
+        );
+        // nothing wanted, nothing there: not listed, not a proxy
+        let c = no_proxy(c, "plain", "quiet", None);
+        // current: counted only
+        let c = c.deployment("shop", "fine", json!({})).pod(
+            "shop",
+            "fine-1",
+            Some(("ReplicaSet", "fine-rs")),
+            NEW,
+            "Running",
+            true,
+        );
+        let plan = c.plan(&PlanOptions::default());
+
+        assert_eq!(plan.proxies, 2, "{plan:#?}");
+        assert_eq!(plan.up_to_date, 1);
+        assert_eq!(plan.drifted, 3);
+        assert_eq!(plan.drift_counts.get(&Reason::MissingProxy), Some(&2));
+        assert_eq!(plan.drift_counts.get(&Reason::UnwantedProxy), Some(&1));
+        assert!(plan.pods.iter().all(|p| &*p.name != "quiet"));
+        let late = find(&plan, "Deployment", "late");
+        assert_eq!(late.action, Action::RolloutRestart);
+        assert_eq!(late.drift, [Reason::MissingProxy].into_iter().collect());
+        assert!(
+            late.target.starts_with("1.24.1 default/"),
+            "{}",
+            late.target
+        );
+        let lonely = find(&plan, "Pod", "lonely");
+        assert_eq!(lonely.action, Action::Manual);
+        assert_eq!(lonely.runbook, Some(runbook::MISSING_PROXY));
+        let leaving = find(&plan, "Deployment", "leaving");
+        assert_eq!(leaving.action, Action::RolloutRestart);
+        assert_eq!(&*leaving.target, NO_PROXY_TARGET);
+        let pod = plan.pods.iter().find(|p| &*p.name == "leaving-1").unwrap();
+        assert_eq!(pod.target_revision, None);
+        assert_eq!(plan.target_revisions, ["default".to_string()].into());
+
+        // A tag `default` pointing at 1-24 beside the default revision's own configuration:
+        // two revisions for every `istio-injection=enabled` pod.
+        let c = webhooks(
+            webhooks(Cluster::new(), "default", None),
+            "1-24",
+            Some("default"),
+        );
+        let c = namespace(c, "shop", json!({"istio-injection": "enabled"}));
+        let plan = c
+            .deployment("shop", "torn", json!({}))
+            .pod(
+                "shop",
+                "torn-1",
+                Some(("ReplicaSet", "torn-rs")),
+                NEW,
+                "Running",
+                true,
+            )
+            .plan(&PlanOptions::default());
+        let torn = find(&plan, "Deployment", "torn");
+        assert_eq!(torn.action, Action::Manual);
+        assert_eq!(torn.runbook, Some(runbook::TWO_REVISIONS));
+        let reason = torn.reason.as_deref().unwrap();
+        assert!(reason.contains("istio-revision-tag-default"), "{reason}");
+        assert!(reason.contains("istio-sidecar-injector"), "{reason}");
+    }
+
     fn statefulset_pods(mut c: Cluster, name: &str, ready: &[bool]) -> Cluster {
         for (ordinal, &ready) in ready.iter().enumerate() {
             c = c.pod(
