@@ -584,4 +584,93 @@ mod tests {
         inject(&store, &mut p, None);
         assert!(!has_proxy(&p));
     }
+
+    #[test]
+    fn injector_configmaps_name_their_revisions() {
+        assert_eq!(
+            configmap_revision("istio-sidecar-injector").as_deref(),
+            Some("default")
+        );
+        assert_eq!(
+            configmap_revision("istio-sidecar-injector-1-24").as_deref(),
+            Some("1-24")
+        );
+        assert_eq!(configmap_revision("istio-sidecar-injector-"), None);
+        assert_eq!(configmap_revision("istio-sidecar-injectorx"), None);
+        assert_eq!(configmap_revision("istio-ca-root-cert"), None);
+        assert_eq!(injector_configmap("1-24"), "istio-sidecar-injector-1-24");
+    }
+
+    #[test]
+    fn istiods_native_sidecar_env_by_label_then_name() {
+        let istiod = |name: &str, rev: Option<&str>, value: &str| {
+            let mut d = json!({"metadata": {"name": name, "labels": {"app": "istiod"}},
+                "spec": {"template": {"spec": {"containers": [
+                    {"name": "sidecar", "env": [{"name": NATIVE_SIDECARS_ENV, "value": "x"}]},
+                    {"name": "discovery", "env": [{"name": NATIVE_SIDECARS_ENV, "value": value}]}]}}}});
+            if let Some(rev) = rev {
+                d["metadata"]["labels"]["istio.io/rev"] = json!(rev);
+            }
+            d
+        };
+        let (a, b, c) = (
+            istiod("istiod", None, "false"),
+            istiod("istiod-canary", Some("1-24"), "true"),
+            istiod("istiod-1-23", None, "auto"),
+        );
+        let all = [&a, &b, &c];
+        assert_eq!(istiod_native_env(&all, "default").as_deref(), Some("false"));
+        assert_eq!(istiod_native_env(&all, "1-24").as_deref(), Some("true"));
+        assert_eq!(istiod_native_env(&all, "1-23").as_deref(), Some("auto"));
+        assert_eq!(istiod_native_env(&all, "1-25"), None);
+    }
+
+    #[test]
+    fn stored_configurations_decide_not_the_configmaps() {
+        let store = store_with(json!({"istio-injection": "enabled"}), Some(values()));
+        let mwc = |configuration: &WebhookConfiguration| {
+            crate::upstream::webhook::configuration_json(configuration, "https://127.0.0.1:9", "")
+        };
+        let deactivated = webhooks::deactivated(webhooks::revision_configuration("default"));
+        let mut list = json!({"apiVersion": "v1", "kind": "List", "items": [mwc(&deactivated)]});
+        store.load_list(&list).unwrap();
+        let mut p = pod(json!({}));
+        inject(&store, &mut p, None);
+        assert!(!has_proxy(&p), "the only configuration selects nothing");
+        // A configuration that is not Istio's does not count: the deactivated one still decides.
+        list["items"][0] = json!({"apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingWebhookConfiguration", "metadata": {"name": "other"},
+            "webhooks": [{"name": "other.example.com"}]});
+        store.load_list(&list).unwrap();
+        assert_eq!(webhook_configurations(&store).len(), 1);
+        inject(&store, &mut p, None);
+        assert!(!has_proxy(&p));
+    }
+
+    #[test]
+    fn an_unreadable_config_or_values_without_an_image_inject_nothing() {
+        let store = store_with(json!({"istio-injection": "enabled"}), Some(values()));
+        let cm = resource_for_plural("", "configmaps").unwrap();
+        let mut injector = store
+            .get(cm, Some(ISTIO_NAMESPACE), "istio-sidecar-injector")
+            .unwrap();
+        injector["data"]["config"] = json!("policy: [enabled");
+        store.update(cm, injector.clone()).unwrap();
+        let mut p = pod(json!({}));
+        inject(&store, &mut p, None);
+        assert!(!has_proxy(&p), "unreadable config");
+        let mut injector = store
+            .get(cm, Some(ISTIO_NAMESPACE), "istio-sidecar-injector")
+            .unwrap();
+        injector["data"] = json!({"values": "{\"global\": {\"tag\": \"1.24.1\"}}"});
+        store.update(cm, injector).unwrap();
+        inject(&store, &mut p, None);
+        assert!(!has_proxy(&p), "no hub");
+        inject(
+            &store,
+            &mut p,
+            Some("mirror.example.com/istio/proxyv2:1.24.1"),
+        );
+        assert!(has_proxy(&p), "the override names the image");
+    }
 }
