@@ -620,7 +620,11 @@ impl<'a> Generator<'a> {
             );
         }
         if let Some(proxy) = sidecar {
-            injector::add_sidecar(&mut pod, &proxy.image, "default", proxy.native);
+            let placement = istio_injection::proxy::PodProxy {
+                native_sidecar: Some(proxy.native),
+                ..Default::default()
+            };
+            injector::add_sidecar(&mut pod, &proxy.image, "default", &placement);
             if self.shape == Shape::Lean {
                 istio_cni(&mut pod);
             }

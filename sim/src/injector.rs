@@ -1,14 +1,22 @@
-//! The Istio sidecar injector, applied to every pod on creation as Istio's mutating webhook would.
+//! The Istio sidecar injector, applied to every pod on creation as Istio's mutating webhook would,
+//! by the rules istio-proxy-reset judges pods by (`istio_injection`, DESIGN §2.2).
 //!
-//! Injection applies when the pod's namespace has `istio-injection=enabled` (the default
-//! revision, whatever the pod says) or an `istio.io/rev` label, or the pod has the label
-//! `istio.io/rev` or `sidecar.istio.io/inject: "true"`; a pod label or annotation
-//! `sidecar.istio.io/inject: "false"` (or the namespace label `istio-injection=disabled`) wins.
-//! `upstream::webhook`'s table test holds this to Istio's webhook selectors.
-//! The proxy image comes from the injector ConfigMap of the pod's revision
-//! (`istio-sidecar-injector` or `istio-sidecar-injector-<rev>` in `istio-system`), unless an
-//! override is given. Without either there is no injector, and nothing is injected.
+//! Which revision injects a pod: the Istio MutatingWebhookConfigurations of the store, their
+//! selectors evaluated against the pod's namespace and labels as the API server does; a store
+//! without any has, for each revision with an injector ConfigMap in `istio-system`
+//! (`istio-sidecar-injector[-<rev>]`), the configuration Istio installs for it. Then that
+//! revision's injector rules (hostNetwork, the ignored namespaces, `sidecar.istio.io/inject`, the
+//! ConfigMap's `config`). What it injects: [`inject_revision`], the same code the upstream
+//! control plane's webhook runs: the image, resources, CNI and native-sidecar placement that the
+//! revision's `data.values` (and istiod's `ENABLE_NATIVE_SIDECARS`) and the pod's annotations
+//! give, or the override image. Without an injector ConfigMap and without an override, nothing
+//! is injected.
 
+use std::collections::{BTreeMap, HashMap};
+
+use istio_injection::proxy::{self, PodProxy, Resources, RevisionProxy};
+use istio_injection::webhooks::{self, NamespaceLabels, WebhookConfiguration};
+use istio_injection::{DEFAULT_REVISION, InjectorConfig, PodFacts, REVISION_LABEL, Target};
 use serde_json::{Value, json};
 
 use crate::controllers::meta;
@@ -16,8 +24,45 @@ use crate::store::{Store, resource_for_plural};
 
 /// The namespace Istio's control plane and injector ConfigMaps live in.
 pub const ISTIO_NAMESPACE: &str = "istio-system";
+/// The env of istiod's `discovery` container that turns native sidecars on.
+pub const NATIVE_SIDECARS_ENV: &str = "ENABLE_NATIVE_SIDECARS";
 
-/// Injects the Istio sidecar into `pod` when injection applies.
+/// What one revision's injector reads: its ConfigMap's `data.values` and `data.config`, and the
+/// `ENABLE_NATIVE_SIDECARS` env of its istiod when known.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RevisionInjector {
+    pub values: Value,
+    pub config: Option<String>,
+    pub istiod_native: Option<String>,
+}
+
+impl RevisionInjector {
+    /// From an injector ConfigMap (values that are not JSON: an empty object).
+    pub fn from_configmap(configmap: &Value, istiod_native: Option<String>) -> RevisionInjector {
+        RevisionInjector {
+            values: configmap_values(configmap),
+            config: configmap["data"]["config"].as_str().map(str::to_string),
+            istiod_native,
+        }
+    }
+
+    /// `data.config` parsed; `Err` when the injector could not read it.
+    pub fn config(&self) -> Result<InjectorConfig, String> {
+        InjectorConfig::parse(self.config.as_deref())
+    }
+}
+
+/// What the injector reads of a pod in `namespace`.
+pub fn pod_facts<'a>(pod: &'a Value, namespace: &'a str) -> PodFacts<'a, &'a Value> {
+    PodFacts {
+        namespace,
+        labels: &pod["metadata"]["labels"],
+        inject_annotation: meta::annotation(pod, istio_injection::policy::INJECT_KEY),
+        host_network: pod["spec"]["hostNetwork"].as_bool() == Some(true),
+    }
+}
+
+/// Injects the Istio sidecar into `pod` when a webhook and its revision's injector would.
 pub fn inject(store: &Store, pod: &mut Value, proxy_image_override: Option<&str>) {
     if has_proxy(pod) {
         return;
@@ -26,77 +71,213 @@ pub fn inject(store: &Store, pod: &mut Value, proxy_image_override: Option<&str>
         .as_str()
         .unwrap_or("default")
         .to_string();
+    let injectors = revision_injectors(store);
+    let mut configurations = webhook_configurations(store);
+    if configurations.is_empty() {
+        let mut revisions: Vec<&str> = injectors.keys().map(String::as_str).collect();
+        if revisions.is_empty() && proxy_image_override.is_some() {
+            revisions.push(DEFAULT_REVISION);
+        }
+        configurations = revisions
+            .into_iter()
+            .map(webhooks::revision_configuration)
+            .collect();
+    }
+    let mut configs = HashMap::new();
+    let mut unreadable = HashMap::new();
+    for (revision, injector) in &injectors {
+        match injector.config() {
+            Ok(config) => {
+                configs.insert(revision.as_str(), config);
+            }
+            Err(e) => {
+                unreadable.insert(revision.as_str(), e);
+            }
+        }
+    }
     let ns = resource_for_plural("", "namespaces").and_then(|r| store.get(r, None, &namespace));
-    let ns_label = |key: &str| {
-        ns.as_ref()
-            .and_then(|ns| meta::label(ns, key).map(str::to_string))
+    let ns_labels = ns.map_or(Value::Null, |ns| ns["metadata"]["labels"].clone());
+    let ns_labels = NamespaceLabels {
+        name: &namespace,
+        labels: &ns_labels,
     };
-    let ns_injection = ns_label("istio-injection");
-    let ns_revision = ns_label("istio.io/rev");
-    let wanted = match ns_injection.as_deref() {
-        Some("disabled") => false,
-        Some("enabled") => true,
-        _ => {
-            ns_revision.is_some()
-                || meta::label(pod, "sidecar.istio.io/inject") == Some("true")
-                || meta::label(pod, "istio.io/rev").is_some()
+    let facts = pod_facts(pod, &namespace);
+    let target = istio_injection::target(&configurations, &ns_labels, &facts, |revision| {
+        configs.get(revision)
+    });
+    let revision = match target {
+        Target::Revision { revision, .. } => revision,
+        Target::NoProxy(_) => return,
+        Target::Conflict(why) => {
+            // The API server calls the configurations in the order of their names; the first
+            // revision whose injector takes the pod injects it, the later ones find the proxy.
+            let called = configurations
+                .iter()
+                .filter(|c| c.selects(&ns_labels, &pod_labels(pod)));
+            let default = InjectorConfig::default();
+            let first = called.map(WebhookConfiguration::revision).find(|revision| {
+                let config = configs.get(revision.as_str()).unwrap_or(&default);
+                istio_injection::policy::decide(&facts, config).injects()
+            });
+            tracing::warn!(pod = meta::name(pod), %namespace, "{why}");
+            match first {
+                Some(revision) => revision,
+                None => return,
+            }
         }
     };
-    if !wanted || opted_out(pod) {
+    if let Some(why) = unreadable.get(revision.as_str()) {
+        tracing::warn!(
+            pod = meta::name(pod),
+            %namespace,
+            %revision,
+            "the injector ConfigMap's config cannot be read, nothing injected: {why}"
+        );
         return;
     }
-    // As Istio's webhooks select: `istio-injection=enabled` is the default revision's, whatever
-    // the pod says; else the namespace's `istio.io/rev`; else the pod's; else the default.
-    let revision = if ns_injection.as_deref() == Some("enabled") {
-        "default".to_string()
-    } else {
-        ns_revision
-            .or_else(|| meta::label(pod, "istio.io/rev").map(str::to_string))
-            .unwrap_or_else(|| "default".to_string())
-    };
-    let values = injector_values(store, &revision);
-    inject_revision(pod, &revision, values.as_ref(), proxy_image_override);
+    inject_revision(
+        pod,
+        &revision,
+        injectors.get(&revision),
+        proxy_image_override,
+    );
 }
 
-/// Injects what `revision`'s injector (its ConfigMap's `data.values`) injects, once the decision
-/// that this revision injects the pod is made: by the namespace and pod labels in kube-sim, by
-/// the API server's webhook selectors upstream. Returns whether anything was injected (not
-/// without values and without an override: no injector, nothing injected).
+fn pod_labels(pod: &Value) -> &Value {
+    &pod["metadata"]["labels"]
+}
+
+/// The Istio injector configurations of the store, in the order the API server calls them
+/// (by name). Those that do not parse are left out, with a warning.
+pub fn webhook_configurations(store: &Store) -> Vec<WebhookConfiguration> {
+    let Some(resource) = resource_for_plural(
+        "admissionregistration.k8s.io",
+        "mutatingwebhookconfigurations",
+    ) else {
+        return Vec::new();
+    };
+    let mut configurations: Vec<WebhookConfiguration> = store
+        .list_shared(resource, None)
+        .iter()
+        .filter_map(|object| {
+            serde_json::from_value::<WebhookConfiguration>(Value::clone(object))
+                .inspect_err(|e| {
+                    tracing::warn!(
+                        name = meta::name(object),
+                        "a MutatingWebhookConfiguration the injector cannot read: {e}"
+                    )
+                })
+                .ok()
+        })
+        .filter(WebhookConfiguration::is_istio_injector)
+        .collect();
+    configurations.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    configurations
+}
+
+/// Each revision that has an injector ConfigMap in the Istio namespace, with what its injector
+/// reads.
+pub fn revision_injectors(store: &Store) -> BTreeMap<String, RevisionInjector> {
+    let (Some(configmaps), Some(deployments)) = (
+        resource_for_plural("", "configmaps"),
+        resource_for_plural("apps", "deployments"),
+    ) else {
+        return BTreeMap::new();
+    };
+    let istiods = store.list_shared(deployments, Some(ISTIO_NAMESPACE));
+    let istiods: Vec<&Value> = istiods.iter().map(|d| &**d).collect();
+    store
+        .list_shared(configmaps, Some(ISTIO_NAMESPACE))
+        .iter()
+        .filter_map(|cm| {
+            let revision = configmap_revision(meta::name(cm))?;
+            let native = istiod_native_env(&istiods, &revision);
+            Some((revision, RevisionInjector::from_configmap(cm, native)))
+        })
+        .collect()
+}
+
+/// The revision whose injector ConfigMap this is, by its name.
+pub fn configmap_revision(name: &str) -> Option<String> {
+    match name.strip_prefix("istio-sidecar-injector")? {
+        "" => Some(DEFAULT_REVISION.to_string()),
+        rest => rest
+            .strip_prefix('-')
+            .filter(|rev| !rev.is_empty())
+            .map(str::to_string),
+    }
+}
+
+/// The `ENABLE_NATIVE_SIDECARS` env of the `discovery` container of `revision`'s istiod: the
+/// Deployment labelled `istio.io/rev=<revision>` (and `app=istiod`, when several are), else
+/// the one named `istiod` (default) or `istiod-<revision>`.
+pub fn istiod_native_env(deployments: &[&Value], revision: &str) -> Option<String> {
+    let named = if revision == DEFAULT_REVISION {
+        "istiod".to_string()
+    } else {
+        format!("istiod-{revision}")
+    };
+    let labelled = |d: &&&Value| meta::label(d, REVISION_LABEL) == Some(revision);
+    let istiod = deployments
+        .iter()
+        .filter(labelled)
+        .find(|d| meta::label(d, "app") == Some("istiod"))
+        .or_else(|| deployments.iter().find(labelled))
+        .or_else(|| deployments.iter().find(|d| meta::name(d) == named))?;
+    let containers = istiod["spec"]["template"]["spec"]["containers"].as_array()?;
+    let discovery = containers
+        .iter()
+        .find(|c| c["name"] == "discovery")
+        .or(containers.first())?;
+    discovery["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == NATIVE_SIDECARS_ENV)
+        .and_then(|e| e["value"].as_str())
+        .map(str::to_string)
+}
+
+/// Injects what `revision`'s injector injects, once the decision that this revision injects the
+/// pod is made: by `istio_injection`'s rules in kube-sim, by the API server's webhook selectors
+/// and [`istio_injection::policy::decide`] upstream. Returns whether anything was injected (not
+/// without an injector and without an override, nor with values that name no image).
 pub fn inject_revision(
     pod: &mut Value,
     revision: &str,
-    values: Option<&Value>,
+    injector: Option<&RevisionInjector>,
     proxy_image_override: Option<&str>,
 ) -> bool {
-    if has_proxy(pod) || opted_out(pod) {
+    if has_proxy(pod) {
         return false;
     }
-    let image = match (proxy_image_override, values) {
+    let image = match (proxy_image_override, injector) {
         (Some(image), _) => image.to_string(),
-        (None, Some(values)) => proxy_image(values),
+        (None, Some(injector)) => match proxy::image(&injector.values) {
+            Ok(image) => image,
+            Err(e) => {
+                tracing::warn!(
+                    pod = meta::name(pod),
+                    %revision,
+                    "the injector cannot name the proxy image, nothing injected: {e}"
+                );
+                return false;
+            }
+        },
         (None, None) => return false,
     };
-    let native = match meta::annotation(pod, "sidecar.istio.io/nativeSidecar") {
-        Some(flag) => flag == "true",
-        None => values.is_some_and(native_sidecars),
-    };
-    add_sidecar(pod, &image, revision, native);
+    let empty = json!({});
+    let revision_proxy = RevisionProxy::from_values(
+        injector.map_or(&empty, |i| &i.values),
+        injector.and_then(|i| i.istiod_native.as_deref()),
+    );
+    let proxy = revision_proxy.for_pod(|key| meta::annotation(pod, key));
+    add_sidecar(pod, &image, revision, &proxy);
     true
-}
-
-/// The pod label or annotation `sidecar.istio.io/inject: "false"`: Istio's webhook selectors see
-/// only the label, its injector also honours the annotation.
-fn opted_out(pod: &Value) -> bool {
-    meta::label(pod, "sidecar.istio.io/inject") == Some("false")
-        || meta::annotation(pod, "sidecar.istio.io/inject") == Some("false")
 }
 
 /// The name of a revision's injector ConfigMap in the Istio namespace.
 pub fn injector_configmap(revision: &str) -> String {
-    match revision {
-        "default" | "" => "istio-sidecar-injector".to_string(),
-        rev => format!("istio-sidecar-injector-{rev}"),
-    }
+    webhooks::configuration_name(revision)
 }
 
 /// A ConfigMap's parsed `data.values` (an empty object when it is not JSON).
@@ -114,45 +295,6 @@ pub fn has_proxy(pod: &Value) -> bool {
     })
 }
 
-/// The parsed `data.values` of the injector ConfigMap of a revision.
-fn injector_values(store: &Store, revision: &str) -> Option<Value> {
-    let configmaps = resource_for_plural("", "configmaps")?;
-    let cm = store.get(
-        configmaps,
-        Some(ISTIO_NAMESPACE),
-        &injector_configmap(revision),
-    )?;
-    Some(configmap_values(&cm))
-}
-
-/// The proxy image the injector values name: `{hub}/{proxy.image}:{tag}` (with `-{variant}` when
-/// set), or `proxy.image` itself when it is a full reference.
-pub fn proxy_image(values: &Value) -> String {
-    let global = &values["global"];
-    let image = global["proxy"]["image"].as_str().unwrap_or("proxyv2");
-    if image.contains('/') || image.contains(':') {
-        return image.to_string();
-    }
-    let hub = global["hub"].as_str().unwrap_or("docker.io/istio");
-    let tag = match &global["tag"] {
-        Value::String(tag) => tag.clone(),
-        Value::Null => "latest".to_string(),
-        other => other.to_string(),
-    };
-    match global["variant"].as_str().filter(|v| !v.is_empty()) {
-        Some(variant) => format!("{hub}/{image}:{tag}-{variant}"),
-        None => format!("{hub}/{image}:{tag}"),
-    }
-}
-
-/// Whether the injector runs the proxy as a native sidecar (an init container with
-/// `restartPolicy: Always`).
-fn native_sidecars(values: &Value) -> bool {
-    let truthy = |v: &Value| v == &json!(true) || v == &json!("true");
-    truthy(&values["global"]["nativeSidecars"])
-        || truthy(&values["pilot"]["env"]["ENABLE_NATIVE_SIDECARS"])
-}
-
 const SIDECAR_VOLUMES: [&str; 6] = [
     "workload-socket",
     "istio-envoy",
@@ -162,15 +304,20 @@ const SIDECAR_VOLUMES: [&str; 6] = [
     "istiod-ca-cert",
 ];
 
-/// Adds what Istio's injection template adds: the `istio-init` init container, the `istio-proxy`
-/// container (or native sidecar), their volumes, and the status annotation and labels.
-pub fn add_sidecar(pod: &mut Value, image: &str, revision: &str, native: bool) {
+/// Adds what Istio's injection template adds: the `istio-init` init container (`istio-validation`
+/// with Istio CNI), the `istio-proxy` container (a native sidecar, an init container with
+/// `restartPolicy: Always`, when `proxy.native_sidecar` is `Some(true)`) with `proxy`'s resources
+/// (the fields it gives; Istio's defaults when it gives none), their volumes, and the status
+/// annotation and labels.
+pub fn add_sidecar(pod: &mut Value, image: &str, revision: &str, proxy: &PodProxy) {
+    let native = proxy.native_sidecar == Some(true);
+    let init_name = proxy.init_container();
     let app = meta::label(pod, "app.kubernetes.io/name")
         .or_else(|| meta::label(pod, "app"))
         .unwrap_or_else(|| meta::name(pod))
         .to_string();
-    let proxy = proxy_container(image, native);
-    let init = init_container(image);
+    let init = init_container(image, init_name);
+    let proxy = proxy_container(image, native, proxy.resources.as_ref());
     let spec = meta::ensure_object(&mut pod["spec"]);
     let first_container = spec
         .get("containers")
@@ -189,7 +336,7 @@ pub fn add_sidecar(pod: &mut Value, image: &str, revision: &str, native: bool) {
     volumes.extend(sidecar_volumes());
 
     let status = json!({
-        "initContainers": if native { json!(["istio-init", "istio-proxy"]) } else { json!(["istio-init"]) },
+        "initContainers": if native { json!([init_name, "istio-proxy"]) } else { json!([init_name]) },
         "containers": if native { Value::Null } else { json!(["istio-proxy"]) },
         "volumes": SIDECAR_VOLUMES,
         "imagePullSecrets": null,
@@ -221,7 +368,7 @@ pub fn add_sidecar(pod: &mut Value, image: &str, revision: &str, native: bool) {
     }
 }
 
-fn proxy_container(image: &str, native: bool) -> Value {
+fn proxy_container(image: &str, native: bool, resources: Option<&Resources>) -> Value {
     let field =
         |path: &str| json!({"valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}});
     let env_from = |name: &str, path: &str| {
@@ -266,24 +413,55 @@ fn proxy_container(image: &str, native: bool) -> Value {
             {"mountPath": "/etc/istio/pod", "name": "istio-podinfo"},
         ],
     });
+    if let Some(resources) = resources {
+        container["resources"] = resources.to_json();
+    }
     if native {
         container["restartPolicy"] = json!("Always");
     }
     container
 }
 
-fn init_container(image: &str) -> Value {
+/// `istio-init` sets up the redirection; `istio-validation` (Istio CNI) only checks it.
+fn init_container(image: &str, name: &str) -> Value {
+    let mut args = vec![
+        "istio-iptables",
+        "-p",
+        "15001",
+        "-z",
+        "15006",
+        "-u",
+        "1337",
+        "-m",
+        "REDIRECT",
+        "-i",
+        "*",
+        "-x",
+        "",
+        "-b",
+        "*",
+        "-d",
+        "15090,15021,15020",
+    ];
+    let capabilities = if name == proxy::VALIDATION_CONTAINER {
+        args.extend(["--run-validation", "--skip-rule-apply"]);
+        json!({"drop": ["ALL"]})
+    } else {
+        json!({"add": ["NET_ADMIN", "NET_RAW"], "drop": ["ALL"]})
+    };
+    let validation = name == proxy::VALIDATION_CONTAINER;
     json!({
-        "name": "istio-init",
+        "name": name,
         "image": image,
         "imagePullPolicy": "IfNotPresent",
-        "args": ["istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT",
-                 "-i", "*", "-x", "", "-b", "*", "-d", "15090,15021,15020"],
+        "args": args,
         "resources": {"limits": {"cpu": "2", "memory": "1Gi"}, "requests": {"cpu": "10m", "memory": "32Mi"}},
         "securityContext": {
             "allowPrivilegeEscalation": false,
-            "capabilities": {"add": ["NET_ADMIN", "NET_RAW"], "drop": ["ALL"]},
-            "privileged": false, "readOnlyRootFilesystem": false, "runAsGroup": 0, "runAsNonRoot": false, "runAsUser": 0,
+            "capabilities": capabilities,
+            "privileged": false, "readOnlyRootFilesystem": validation,
+            "runAsGroup": if validation { 1337 } else { 0 }, "runAsNonRoot": validation,
+            "runAsUser": if validation { 1337 } else { 0 },
         },
         "terminationMessagePath": "/dev/termination-log",
         "terminationMessagePolicy": "File",
@@ -387,7 +565,7 @@ mod tests {
     #[test]
     fn native_sidecar_mode() {
         let mut v = values();
-        v["global"]["nativeSidecars"] = json!(true);
+        v["pilot"]["env"]["ENABLE_NATIVE_SIDECARS"] = json!("true");
         v["global"]["proxy"]["image"] = json!("registry.local/istio/proxyv2:1.24.1");
         let store = store_with(json!({"istio-injection": "enabled"}), Some(v));
         let mut p = pod(json!({}));
@@ -405,5 +583,94 @@ mod tests {
         let mut p = pod(json!({}));
         inject(&store, &mut p, None);
         assert!(!has_proxy(&p));
+    }
+
+    #[test]
+    fn injector_configmaps_name_their_revisions() {
+        assert_eq!(
+            configmap_revision("istio-sidecar-injector").as_deref(),
+            Some("default")
+        );
+        assert_eq!(
+            configmap_revision("istio-sidecar-injector-1-24").as_deref(),
+            Some("1-24")
+        );
+        assert_eq!(configmap_revision("istio-sidecar-injector-"), None);
+        assert_eq!(configmap_revision("istio-sidecar-injectorx"), None);
+        assert_eq!(configmap_revision("istio-ca-root-cert"), None);
+        assert_eq!(injector_configmap("1-24"), "istio-sidecar-injector-1-24");
+    }
+
+    #[test]
+    fn istiods_native_sidecar_env_by_label_then_name() {
+        let istiod = |name: &str, rev: Option<&str>, value: &str| {
+            let mut d = json!({"metadata": {"name": name, "labels": {"app": "istiod"}},
+                "spec": {"template": {"spec": {"containers": [
+                    {"name": "sidecar", "env": [{"name": NATIVE_SIDECARS_ENV, "value": "x"}]},
+                    {"name": "discovery", "env": [{"name": NATIVE_SIDECARS_ENV, "value": value}]}]}}}});
+            if let Some(rev) = rev {
+                d["metadata"]["labels"]["istio.io/rev"] = json!(rev);
+            }
+            d
+        };
+        let (a, b, c) = (
+            istiod("istiod", None, "false"),
+            istiod("istiod-canary", Some("1-24"), "true"),
+            istiod("istiod-1-23", None, "auto"),
+        );
+        let all = [&a, &b, &c];
+        assert_eq!(istiod_native_env(&all, "default").as_deref(), Some("false"));
+        assert_eq!(istiod_native_env(&all, "1-24").as_deref(), Some("true"));
+        assert_eq!(istiod_native_env(&all, "1-23").as_deref(), Some("auto"));
+        assert_eq!(istiod_native_env(&all, "1-25"), None);
+    }
+
+    #[test]
+    fn stored_configurations_decide_not_the_configmaps() {
+        let store = store_with(json!({"istio-injection": "enabled"}), Some(values()));
+        let mwc = |configuration: &WebhookConfiguration| {
+            crate::upstream::webhook::configuration_json(configuration, "https://127.0.0.1:9", "")
+        };
+        let deactivated = webhooks::deactivated(webhooks::revision_configuration("default"));
+        let mut list = json!({"apiVersion": "v1", "kind": "List", "items": [mwc(&deactivated)]});
+        store.load_list(&list).unwrap();
+        let mut p = pod(json!({}));
+        inject(&store, &mut p, None);
+        assert!(!has_proxy(&p), "the only configuration selects nothing");
+        // A configuration that is not Istio's does not count: the deactivated one still decides.
+        list["items"][0] = json!({"apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingWebhookConfiguration", "metadata": {"name": "other"},
+            "webhooks": [{"name": "other.example.com"}]});
+        store.load_list(&list).unwrap();
+        assert_eq!(webhook_configurations(&store).len(), 1);
+        inject(&store, &mut p, None);
+        assert!(!has_proxy(&p));
+    }
+
+    #[test]
+    fn an_unreadable_config_or_values_without_an_image_inject_nothing() {
+        let store = store_with(json!({"istio-injection": "enabled"}), Some(values()));
+        let cm = resource_for_plural("", "configmaps").unwrap();
+        let mut injector = store
+            .get(cm, Some(ISTIO_NAMESPACE), "istio-sidecar-injector")
+            .unwrap();
+        injector["data"]["config"] = json!("policy: [enabled");
+        store.update(cm, injector.clone()).unwrap();
+        let mut p = pod(json!({}));
+        inject(&store, &mut p, None);
+        assert!(!has_proxy(&p), "unreadable config");
+        let mut injector = store
+            .get(cm, Some(ISTIO_NAMESPACE), "istio-sidecar-injector")
+            .unwrap();
+        injector["data"] = json!({"values": "{\"global\": {\"tag\": \"1.24.1\"}}"});
+        store.update(cm, injector).unwrap();
+        inject(&store, &mut p, None);
+        assert!(!has_proxy(&p), "no hub");
+        inject(
+            &store,
+            &mut p,
+            Some("mirror.example.com/istio/proxyv2:1.24.1"),
+        );
+        assert!(has_proxy(&p), "the override names the image");
     }
 }

@@ -117,6 +117,13 @@ pub static RESOURCES: &[ResourceType] = &[
         "clusterrolebindings",
         false,
     ),
+    rt(
+        "admissionregistration.k8s.io",
+        "v1",
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        false,
+    ),
 ];
 
 /// The resource of objects with this `apiVersion` and `kind`, e.g. `("apps/v1", "Deployment")`.

@@ -62,7 +62,12 @@ fn stale_pod(name: &str, app: &str, owner: (&str, &str, &str), labels: Value) ->
                      "ownerReferences": [{"apiVersion": owner.0, "kind": owner.1, "name": app, "uid": owner.2, "controller": true}]},
         "spec": {"containers": [{"name": app, "image": format!("example.com/{app}:1")}], "nodeName": "node-a"},
     });
-    kube_sim::injector::add_sidecar(&mut pod, STALE, "default", false);
+    kube_sim::injector::add_sidecar(
+        &mut pod,
+        STALE,
+        "default",
+        &istio_injection::proxy::PodProxy::default(),
+    );
     pod["status"] =
         json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]});
     pod

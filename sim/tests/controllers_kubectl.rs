@@ -172,7 +172,12 @@ fn stale_deployment(name: &str, replicas: usize) -> Vec<Value> {
                          "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs_name, "uid": rs_uid, "controller": true}]},
             "spec": pod_template["spec"].clone(),
         });
-        kube_sim::injector::add_sidecar(&mut pod, STALE, "default", false);
+        kube_sim::injector::add_sidecar(
+            &mut pod,
+            STALE,
+            "default",
+            &istio_injection::proxy::PodProxy::default(),
+        );
         pod["spec"]["nodeName"] = json!("node-a");
         pod["status"] =
             json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]});

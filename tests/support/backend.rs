@@ -16,6 +16,7 @@ use std::process::Output;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use istio_injection::webhooks;
 use kube_sim::upstream::{Upstream, UpstreamConfig};
 use kube_sim::{RequestRecord, Sim, SimConfig};
 use serde_json::Value;
@@ -25,6 +26,8 @@ use super::root;
 pub const OLD: &str = "1.23.2";
 pub const NEW: &str = "1.24.1";
 pub const HUB: &str = "europe-docker.pkg.dev/kyma-project/prod/external/istio";
+/// The default revision's webhook configuration, which every scenario starts with.
+const DEFAULT_CONFIGURATION: &str = "istio-sidecar-injector";
 
 /// How long a scenario's setup may wait for pods and rollouts: generous, since it only matters
 /// when something is wrong, and a loaded 2-core machine (or a throttling API server) is slow.
@@ -192,6 +195,9 @@ impl Scenario {
             }
         };
         scenario.delete_leftovers().await;
+        // Istio's webhook configuration of the default revision, as the upstream control plane
+        // installs it at start (there, an earlier scenario's changes to them are undone).
+        scenario.reset_webhooks().await;
         scenario.install_istio(OLD).await;
         scenario.forget_requests();
         scenario
@@ -234,6 +240,61 @@ impl Scenario {
             },
         )
         .await;
+    }
+
+    /// Istio's webhook configurations back to the default revision's alone.
+    async fn reset_webhooks(&self) {
+        if let Some(upstream) = &self.upstream {
+            for name in self.names("mutatingwebhookconfigurations", None) {
+                if name != DEFAULT_CONFIGURATION {
+                    upstream
+                        .delete_webhook_configuration(&name)
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}"));
+                }
+            }
+        }
+        self.install_revision_webhooks(istio_injection::DEFAULT_REVISION)
+            .await;
+    }
+
+    /// Installs (or replaces) Istio's MutatingWebhookConfiguration of `revision`
+    /// (`istio-sidecar-injector[-<revision>]`, `istio_injection::webhooks::revision_configuration`),
+    /// on either backend.
+    pub async fn install_revision_webhooks(&self, revision: &str) {
+        self.install_webhook_configuration(&webhooks::revision_configuration(revision))
+            .await;
+    }
+
+    /// Installs (or replaces) the configuration of the revision tag `tag` pointing at `revision`
+    /// (`istio-revision-tag-<tag>`), as `istioctl tag set <tag> --revision <revision>` does.
+    pub async fn install_tag_webhooks(&self, tag: &str, revision: &str) {
+        self.install_webhook_configuration(&webhooks::tag_configuration(tag, revision))
+            .await;
+    }
+
+    /// Installs (or replaces) a webhook configuration (say, `webhooks::deactivated` of the
+    /// default revision's). kube-sim reads its selectors; upstream, kube-apiserver calls the
+    /// injector webhook for the configuration's revision.
+    pub async fn install_webhook_configuration(
+        &self,
+        configuration: &istio_injection::WebhookConfiguration,
+    ) {
+        match &self.upstream {
+            Some(upstream) => upstream
+                .put_webhook_configuration(configuration)
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+            // Nothing calls the URL on kube-sim: its own admission evaluates the selectors.
+            None => self.apply(
+                &kube_sim::upstream::webhook::configuration_json(
+                    configuration,
+                    "https://127.0.0.1:9",
+                    "",
+                )
+                .to_string(),
+            ),
+        }
     }
 
     /// Installs (or upgrades to) `version`: the injector ConfigMap, and istiod, waited for.

@@ -268,6 +268,13 @@ fn printer(r: &ResourceType) -> Vec<Column> {
             }),
             age,
         ],
+        "MutatingWebhookConfiguration" => vec![
+            col("Name", "string", name),
+            col("Webhooks", "integer", |c| {
+                json!(c["webhooks"].as_array().map_or(0, Vec::len))
+            }),
+            age,
+        ],
         "Namespace" => vec![
             col("Name", "string", name),
             col("Status", "string", |n| {

@@ -57,6 +57,8 @@ pub struct Upstream {
     supervisor_kubeconfig: String,
     admin_token: String,
     ca_pem: String,
+    /// Where Istio's webhook configurations point: `https://127.0.0.1:PORT`.
+    webhook_url: String,
     audit_log: PathBuf,
     processes: Arc<Mutex<Processes>>,
     webhook: tokio::task::JoinHandle<()>,
@@ -310,21 +312,38 @@ impl Layout {
     }
 }
 
-/// What the injector webhook injects for a revision: its ConfigMap's values, read at the time.
+/// What the injector webhook reads for a revision, at the time of the request: its ConfigMap's
+/// values and config, and its istiod's `ENABLE_NATIVE_SIDECARS`.
 fn injector_values(client: kube::Client) -> webhook::ValuesSource {
     Arc::new(move |revision: String| {
         let client = client.clone();
         Box::pin(async move {
             let name = injector::injector_configmap(&revision);
             let path = format!("/api/v1/namespaces/{ISTIO_NAMESPACE}/configmaps/{name}");
-            match request(&client, "GET", &path, None).await {
-                Ok(configmap) => Ok(Some(injector::configmap_values(&configmap))),
-                Err(RequestError::Status(404, _)) => Ok(None),
-                Err(e) => Err(e.to_string()),
-            }
+            let configmap = match request(&client, "GET", &path, None).await {
+                Ok(configmap) => configmap,
+                Err(RequestError::Status(404, _)) => return Ok(None),
+                Err(e) => return Err(e.to_string()),
+            };
+            let path = format!("/apis/apps/v1/namespaces/{ISTIO_NAMESPACE}/deployments");
+            let deployments = request(&client, "GET", &path, None)
+                .await
+                .map_err(|e| e.to_string())?;
+            let deployments: Vec<&Value> = deployments["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .collect();
+            let native = injector::istiod_native_env(&deployments, &revision);
+            Ok(Some(injector::RevisionInjector::from_configmap(
+                &configmap, native,
+            )))
         })
     })
 }
+
+const WEBHOOK_CONFIGURATIONS: &str =
+    "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations";
 
 const BINARIES: [&str; 5] = [
     "etcd",
@@ -383,6 +402,7 @@ pub async fn start(cfg: UpstreamConfig) -> Result<Upstream, Error> {
         supervisor_kubeconfig,
         admin_token: tokens.admin.clone(),
         ca_pem: layout.pki.ca_pem.clone(),
+        webhook_url: format!("https://{webhook_addr}"),
         audit_log: layout.root.join("audit.log"),
         processes: processes.clone(),
         webhook,
@@ -413,9 +433,7 @@ pub async fn start(cfg: UpstreamConfig) -> Result<Upstream, Error> {
         )?;
         p.start("kwok", &bin("kwok"), &kwok_args(&layout))?;
     }
-    upstream
-        .install(&client, &cfg, &format!("https://{webhook_addr}"))
-        .await?;
+    upstream.install(&client, &cfg).await?;
     Ok(upstream)
 }
 
@@ -649,12 +667,7 @@ impl Upstream {
 
     /// Nodes, `istio-system` and the default revision's webhooks; then waits for the Nodes to be
     /// Ready and the controller manager to have made the `default` ServiceAccount.
-    async fn install(
-        &self,
-        client: &kube::Client,
-        cfg: &UpstreamConfig,
-        webhook_url: &str,
-    ) -> Result<(), Error> {
+    async fn install(&self, client: &kube::Client, cfg: &UpstreamConfig) -> Result<(), Error> {
         let fail =
             |what: &str, e: RequestError| Error::Upstream(format!("cannot create {what}: {e}"));
         for index in 0..cfg.nodes {
@@ -676,8 +689,9 @@ impl Upstream {
         request(client, "POST", "/api/v1/namespaces", Some(&namespace))
             .await
             .map_err(|e| fail("istio-system", e))?;
-        let webhooks = webhook::istio_webhook_configuration("default", webhook_url, &self.ca_pem);
-        self.add_webhook_configuration_with(client, &webhooks)
+        let webhooks =
+            webhook::istio_webhook_configuration("default", &self.webhook_url, &self.ca_pem);
+        self.put_webhook_configuration_with(client, &webhooks)
             .await?;
 
         let deadline = Instant::now() + Duration::from_secs(90);
@@ -728,20 +742,88 @@ impl Upstream {
         }
     }
 
-    async fn add_webhook_configuration_with(
+    /// Where Istio's webhook configurations point (`https://127.0.0.1:PORT`); a revision's
+    /// injector is at `/inject/<revision>`.
+    pub fn webhook_url(&self) -> &str {
+        &self.webhook_url
+    }
+
+    /// Installs (or replaces) the webhook configuration Istio installs for `revision`
+    /// (`istio-sidecar-injector[-<revision>]`), pointing at the injector's path for it.
+    pub async fn add_revision_webhooks(&self, revision: &str) -> Result<(), Error> {
+        self.put_webhook_configuration(&istio_injection::webhooks::revision_configuration(revision))
+            .await
+    }
+
+    /// Installs (or replaces) the configuration of the revision tag `tag` pointing at
+    /// `revision` (`istio-revision-tag-<tag>`), as `istioctl tag set` does.
+    pub async fn add_tag_webhooks(&self, tag: &str, revision: &str) -> Result<(), Error> {
+        self.put_webhook_configuration(&istio_injection::webhooks::tag_configuration(tag, revision))
+            .await
+    }
+
+    /// Creates `configuration` (one of `istio_injection::webhooks`', or one made from it, say
+    /// `deactivated`), or replaces the one of its name, its webhooks calling the injector's
+    /// path for the configuration's revision.
+    pub async fn put_webhook_configuration(
+        &self,
+        configuration: &istio_injection::WebhookConfiguration,
+    ) -> Result<(), Error> {
+        let client = admin_client(&self.supervisor_kubeconfig).await?;
+        let json = webhook::configuration_json(configuration, &self.webhook_url, &self.ca_pem);
+        self.put_webhook_configuration_with(&client, &json).await
+    }
+
+    /// Deletes the webhook configuration `name`; one that is not there is no error.
+    pub async fn delete_webhook_configuration(&self, name: &str) -> Result<(), Error> {
+        let client = admin_client(&self.supervisor_kubeconfig).await?;
+        match request(
+            &client,
+            "DELETE",
+            &format!("{WEBHOOK_CONFIGURATIONS}/{name}"),
+            None,
+        )
+        .await
+        {
+            Ok(_) | Err(RequestError::Status(404, _)) => Ok(()),
+            Err(e) => Err(Error::Upstream(format!(
+                "cannot delete the webhook configuration {name}: {e}"
+            ))),
+        }
+    }
+
+    /// Creates the configuration, or replaces the one of its name.
+    async fn put_webhook_configuration_with(
         &self,
         client: &kube::Client,
         configuration: &Value,
     ) -> Result<(), Error> {
-        request(
-            client,
-            "POST",
-            "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
-            Some(configuration),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| Error::Upstream(format!("cannot create the webhook configuration: {e}")))
+        let name = configuration["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default();
+        let fail = |e: RequestError| {
+            Error::Upstream(format!(
+                "cannot write the webhook configuration {name}: {e}"
+            ))
+        };
+        let path = format!("{WEBHOOK_CONFIGURATIONS}/{name}");
+        match request(client, "GET", &path, None).await {
+            Ok(existing) => {
+                let mut replacement = configuration.clone();
+                replacement["metadata"]["resourceVersion"] =
+                    existing["metadata"]["resourceVersion"].clone();
+                request(client, "PUT", &path, Some(&replacement))
+                    .await
+                    .map_err(fail)?;
+            }
+            Err(RequestError::Status(404, _)) => {
+                request(client, "POST", WEBHOOK_CONFIGURATIONS, Some(configuration))
+                    .await
+                    .map_err(fail)?;
+            }
+            Err(e) => return Err(fail(e)),
+        }
+        Ok(())
     }
 
     /// Kills every process at once and removes the directory, for a handle that is never dropped

@@ -1,10 +1,13 @@
 //! kube-sim's sidecar injector served as a mutating admission webhook, so that a real
 //! kube-apiserver injects pods as Istio's webhook would (DESIGN §5.1).
 //!
-//! The API server decides *whether* a revision injects a pod, by the namespace and object
-//! selectors of Istio's MutatingWebhookConfigurations; each revision's webhooks call
-//! `POST /inject/<revision>`. What is injected is [`crate::injector::inject_revision`], the same
-//! code kube-sim's own admission runs, with that revision's injector ConfigMap read from the API
+//! The API server decides *which* revision's webhook it calls for a pod, by the namespace and
+//! object selectors of Istio's MutatingWebhookConfigurations (built from
+//! `istio_injection::webhooks`, as kube-sim's own admission evaluates them); each revision's
+//! webhooks (and each tag's, pointing at its revision) call `POST /inject/<revision>`. The
+//! webhook then applies the revision's injector rules ([`istio_injection::policy::decide`] with
+//! its ConfigMap's `config`) and injects [`crate::injector::inject_revision`], the same code
+//! kube-sim's own admission runs, with that revision's injector ConfigMap read from the API
 //! server at the time of the request (a test upgrades the control plane by editing it).
 
 use std::net::SocketAddr;
@@ -18,12 +21,17 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use serde_json::{Value, json};
 
-use crate::error::Error;
-use crate::injector;
+use istio_injection::policy;
+use istio_injection::webhooks::{self, WebhookConfiguration};
 
-/// Reads a revision's injector ConfigMap `data.values`: `None` when there is no ConfigMap.
+use crate::controllers::meta;
+use crate::error::Error;
+use crate::injector::{self, RevisionInjector};
+
+/// Reads what a revision's injector reads (its ConfigMap's `data.values` and `data.config`,
+/// istiod's `ENABLE_NATIVE_SIDECARS`): `None` when there is no ConfigMap.
 pub type ValuesSource = Arc<
-    dyn Fn(String) -> futures::future::BoxFuture<'static, Result<Option<Value>, String>>
+    dyn Fn(String) -> futures::future::BoxFuture<'static, Result<Option<RevisionInjector>, String>>
         + Send
         + Sync,
 >;
@@ -110,7 +118,7 @@ async fn handle(
         }
     };
     let response = match values(revision.clone()).await {
-        Ok(values) => admit(&review, &revision, values.as_ref()),
+        Ok(injector) => admit(&review, &revision, injector.as_ref()),
         // Failing closed, as Istio's webhook (failurePolicy: Fail) does when it cannot answer.
         Err(e) => json!({"uid": review["request"]["uid"], "allowed": false,
                          "status": {"code": 500, "message": format!("injector: {e}")}}),
@@ -123,17 +131,35 @@ async fn handle(
 }
 
 /// The AdmissionReview `response` for one request: the pod as the revision's injector leaves it,
-/// as a JSON patch (none when nothing is injected).
-pub fn admit(review: &Value, revision: &str, values: Option<&Value>) -> Value {
+/// as a JSON patch (none when nothing is injected: no injector ConfigMap, a `config` it cannot
+/// read, or its rules refuse the pod).
+pub fn admit(review: &Value, revision: &str, injector: Option<&RevisionInjector>) -> Value {
     let request = &review["request"];
     let mut pod = request["object"].clone();
     // Pods a controller creates carry no namespace in the object yet; the injector reads it.
     if pod["metadata"]["namespace"].is_null() && request["namespace"].is_string() {
         pod["metadata"]["namespace"] = request["namespace"].clone();
     }
-    let before = pod.clone();
     let mut response = json!({"uid": request["uid"], "allowed": true});
-    if injector::inject_revision(&mut pod, revision, values, None) {
+    let Some(injector) = injector else {
+        return response;
+    };
+    let config = match injector.config() {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::warn!(%revision, "the injector ConfigMap's config cannot be read, nothing injected: {e}");
+            return response;
+        }
+    };
+    let namespace = pod["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default")
+        .to_string();
+    if !policy::decide(&injector::pod_facts(&pod, &namespace), &config).injects() {
+        return response;
+    }
+    let before = pod.clone();
+    if injector::inject_revision(&mut pod, revision, Some(injector), None) {
         let patch = json_patch::diff(&before, &pod);
         let patch = serde_json::to_vec(&patch).unwrap_or_default();
         response["patchType"] = json!("JSONPatch");
@@ -149,240 +175,63 @@ fn plain(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
         .expect("a static response")
 }
 
-/// Istio's MutatingWebhookConfiguration of one revision (as `istioctl` installs it), each of
-/// its webhooks calling `url_base/inject/<revision>` with the CA `ca_pem`. The default revision
-/// (`istio-sidecar-injector`) also injects through `istio-injection=enabled` and the pod label
-/// `sidecar.istio.io/inject: "true"`; every revision through `istio.io/rev=<revision>` on the
-/// namespace, or on the pod in a namespace without injection labels.
+/// Istio's MutatingWebhookConfiguration of one revision (as `istioctl` installs it,
+/// [`webhooks::revision_configuration`]), each of its webhooks calling
+/// `url_base/inject/<revision>` with the CA `ca_pem`.
 pub fn istio_webhook_configuration(revision: &str, url_base: &str, ca_pem: &str) -> Value {
-    let not_opted_out =
-        json!({"key": "sidecar.istio.io/inject", "operator": "NotIn", "values": ["false"]});
-    let absent = |key: &str| json!({"key": key, "operator": "DoesNotExist"});
-    let is = |key: &str, value: &str| json!({"key": key, "operator": "In", "values": [value]});
-    let webhook = |name: &str, namespace: Vec<Value>, object: Vec<Value>| {
-        json!({
-            "name": name,
+    configuration_json(
+        &webhooks::revision_configuration(revision),
+        url_base,
+        ca_pem,
+    )
+}
+
+/// The configuration of the revision tag `tag` pointing at `revision` (as `istioctl tag set`
+/// installs it, [`webhooks::tag_configuration`]): its webhooks call the revision's path.
+pub fn istio_tag_configuration(tag: &str, revision: &str, url_base: &str, ca_pem: &str) -> Value {
+    configuration_json(
+        &webhooks::tag_configuration(tag, revision),
+        url_base,
+        ca_pem,
+    )
+}
+
+/// A configuration as the API server takes it: each webhook calling the path of the
+/// configuration's revision (`url_base/inject/<revision>`) with the CA `ca_pem`, for pod
+/// creations, failing closed, as Istio's do.
+pub fn configuration_json(
+    configuration: &WebhookConfiguration,
+    url_base: &str,
+    ca_pem: &str,
+) -> Value {
+    let mut json = serde_json::to_value(configuration).expect("a configuration serializes");
+    let url = format!("{url_base}/inject/{}", configuration.revision());
+    for webhook in json["webhooks"].as_array_mut().into_iter().flatten() {
+        let fields = json!({
             "clientConfig": {
-                "url": format!("{url_base}/inject/{revision}"),
+                "url": url,
                 "caBundle": base64::engine::general_purpose::STANDARD.encode(ca_pem),
             },
             "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
                        "resources": ["pods"], "scope": "*"}],
-            "namespaceSelector": {"matchExpressions": namespace},
-            "objectSelector": {"matchExpressions": object},
             "sideEffects": "None",
             "failurePolicy": "Fail",
             "reinvocationPolicy": "Never",
             "admissionReviewVersions": ["v1"],
             "timeoutSeconds": 10,
-        })
-    };
-    let mut webhooks = vec![
-        webhook(
-            "rev.namespace.sidecar-injector.istio.io",
-            vec![is("istio.io/rev", revision), absent("istio-injection")],
-            vec![not_opted_out.clone()],
-        ),
-        webhook(
-            "rev.object.sidecar-injector.istio.io",
-            vec![absent("istio.io/rev"), absent("istio-injection")],
-            vec![not_opted_out.clone(), is("istio.io/rev", revision)],
-        ),
-    ];
-    let name = injector::injector_configmap(revision);
-    if revision == "default" {
-        webhooks.push(webhook(
-            "namespace.sidecar-injector.istio.io",
-            vec![is("istio-injection", "enabled")],
-            vec![not_opted_out],
-        ));
-        webhooks.push(webhook(
-            "object.sidecar-injector.istio.io",
-            vec![absent("istio-injection"), absent("istio.io/rev")],
-            vec![
-                is("sidecar.istio.io/inject", "true"),
-                absent("istio.io/rev"),
-            ],
-        ));
+        });
+        let webhook = meta::ensure_object(webhook);
+        for (key, value) in fields.as_object().expect("an object") {
+            webhook.insert(key.clone(), value.clone());
+        }
+        // The API server takes no null selector: absent means every namespace or object.
+        webhook.retain(|_, value| !value.is_null());
     }
-    json!({
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": name, "labels": {"app": "sidecar-injector", "istio.io/rev": revision}},
-        "webhooks": webhooks,
-    })
+    json["apiVersion"] = json!("admissionregistration.k8s.io/v1");
+    json["kind"] = json!("MutatingWebhookConfiguration");
+    json
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn review(pod: Value) -> Value {
-        json!({"request": {"uid": "u-1", "namespace": "shop", "object": pod}})
-    }
-
-    fn values() -> Value {
-        json!({"global": {"hub": "europe-docker.pkg.dev/kyma-project/prod/external/istio",
-                          "tag": "1.24.1", "variant": "distroless"}})
-    }
-
-    #[test]
-    fn a_pod_is_patched_with_the_revisions_proxy() {
-        let pod = json!({"metadata": {"generateName": "orders-"},
-                         "spec": {"containers": [{"name": "app", "image": "orders:1"}]}});
-        let response = admit(&review(pod.clone()), "default", Some(&values()));
-        assert_eq!(response["allowed"], true);
-        assert_eq!(response["uid"], "u-1");
-        let patch = base64::engine::general_purpose::STANDARD
-            .decode(response["patch"].as_str().unwrap())
-            .unwrap();
-        let patch: json_patch::Patch = serde_json::from_slice(&patch).unwrap();
-        let mut patched = pod;
-        json_patch::patch(&mut patched, &patch).unwrap();
-        let proxy = patched["spec"]["containers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == "istio-proxy")
-            .unwrap();
-        assert_eq!(
-            proxy["image"],
-            "europe-docker.pkg.dev/kyma-project/prod/external/istio/proxyv2:1.24.1-distroless"
-        );
-        assert!(
-            patched["metadata"]["namespace"].is_null(),
-            "the namespace is not patched in"
-        );
-    }
-
-    #[test]
-    fn no_configmap_or_an_opt_out_patches_nothing() {
-        let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "app"}]}});
-        let response = admit(&review(pod), "default", None);
-        assert_eq!(response["allowed"], true);
-        assert!(response["patch"].is_null());
-        let opted_out = json!({"metadata": {"name": "p", "annotations": {"sidecar.istio.io/inject": "false"}},
-                               "spec": {"containers": [{"name": "app"}]}});
-        assert!(admit(&review(opted_out), "default", Some(&values()))["patch"].is_null());
-    }
-
-    /// The revision whose webhook configuration (default and a canary `1-24`) the API server
-    /// would call for a pod, evaluating the selectors as it does.
-    fn selected_revision(namespace: &Value, pod: &Value) -> Option<String> {
-        let mut matched = Vec::new();
-        for revision in ["default", "1-24"] {
-            let configuration = istio_webhook_configuration(revision, "https://127.0.0.1:1", "ca");
-            let selects = |webhook: &Value, key: &str, labels: &Value| {
-                crate::selector::LabelSelector::from_spec(Some(&webhook[key]))
-                    .is_none_or(|s| s.matches_labels(Some(labels)))
-            };
-            for webhook in configuration["webhooks"].as_array().unwrap() {
-                if selects(webhook, "namespaceSelector", namespace)
-                    && selects(webhook, "objectSelector", pod)
-                {
-                    matched.push(revision.to_string());
-                }
-            }
-        }
-        matched.dedup();
-        assert!(
-            matched.len() <= 1,
-            "two revisions' webhooks match: {matched:?}"
-        );
-        matched.pop()
-    }
-
-    /// The revision kube-sim's own admission injects the pod with.
-    fn injected_revision(namespace: &Value, pod: &Value) -> Option<String> {
-        let injector = |name: &str| {
-            json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": "istio-system"},
-            "data": {"values": values().to_string()}})
-        };
-        let state = json!({"apiVersion": "v1", "kind": "List", "items": [
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": namespace}},
-            injector("istio-sidecar-injector"), injector("istio-sidecar-injector-1-24")]});
-        let store = crate::store::Store::new();
-        store.load_list(&state).unwrap();
-        let mut pod = json!({"metadata": {"name": "p", "namespace": "shop", "labels": pod},
-                             "spec": {"containers": [{"name": "app", "image": "a:1"}]}});
-        crate::injector::inject(&store, &mut pod, None);
-        let status = pod["metadata"]["annotations"]["sidecar.istio.io/status"].as_str()?;
-        let status: Value = serde_json::from_str(status).unwrap();
-        status["revision"].as_str().map(str::to_string)
-    }
-
-    /// One table for both deciders of which revision injects a pod: the webhook selectors the
-    /// upstream API server evaluates, and kube-sim's own admission.
-    #[test]
-    fn webhooks_and_kube_sims_admission_pick_the_same_revision() {
-        let cases = [
-            (
-                json!({"istio-injection": "enabled"}),
-                json!({}),
-                Some("default"),
-            ),
-            (json!({"istio-injection": "disabled"}), json!({}), None),
-            (
-                json!({"istio-injection": "disabled"}),
-                json!({"sidecar.istio.io/inject": "true"}),
-                None,
-            ),
-            (json!({"istio.io/rev": "1-24"}), json!({}), Some("1-24")),
-            (json!({}), json!({"istio.io/rev": "1-24"}), Some("1-24")),
-            (
-                json!({}),
-                json!({"sidecar.istio.io/inject": "true"}),
-                Some("default"),
-            ),
-            (
-                json!({"istio-injection": "enabled"}),
-                json!({"sidecar.istio.io/inject": "false"}),
-                None,
-            ),
-            (
-                json!({"istio.io/rev": "1-24"}),
-                json!({"sidecar.istio.io/inject": "false"}),
-                None,
-            ),
-            (json!({}), json!({}), None),
-            (
-                json!({"istio-injection": "enabled", "istio.io/rev": "1-24"}),
-                json!({}),
-                Some("default"),
-            ),
-            (
-                json!({"istio-injection": "enabled"}),
-                json!({"istio.io/rev": "1-24"}),
-                Some("default"),
-            ),
-        ];
-        for (namespace, pod, expected) in cases {
-            let expected = expected.map(str::to_string);
-            assert_eq!(
-                selected_revision(&namespace, &pod),
-                expected,
-                "webhooks: {namespace} {pod}"
-            );
-            assert_eq!(
-                injected_revision(&namespace, &pod),
-                expected,
-                "kube-sim: {namespace} {pod}"
-            );
-        }
-    }
-
-    #[test]
-    fn the_default_revision_has_four_webhooks_a_canary_two() {
-        let default = istio_webhook_configuration("default", "https://127.0.0.1:1", "ca");
-        assert_eq!(default["metadata"]["name"], "istio-sidecar-injector");
-        assert_eq!(default["webhooks"].as_array().unwrap().len(), 4);
-        let canary = istio_webhook_configuration("1-24", "https://127.0.0.1:1", "ca");
-        assert_eq!(canary["metadata"]["name"], "istio-sidecar-injector-1-24");
-        assert_eq!(canary["webhooks"].as_array().unwrap().len(), 2);
-        assert_eq!(
-            canary["webhooks"][0]["clientConfig"]["url"],
-            "https://127.0.0.1:1/inject/1-24"
-        );
-    }
-}
+#[path = "webhook_tests.rs"]
+mod tests;
