@@ -88,13 +88,6 @@ pub static RESOURCES: &[ResourceType] = &[
     ),
     rt("events.k8s.io", "v1", "Event", "events", true),
     rt("argoproj.io", "v1alpha1", "Rollout", "rollouts", true),
-    rt(
-        "admissionregistration.k8s.io",
-        "v1",
-        "MutatingWebhookConfiguration",
-        "mutatingwebhookconfigurations",
-        false,
-    ),
     rt("rbac.authorization.k8s.io", "v1", "Role", "roles", true),
     rt(
         "rbac.authorization.k8s.io",
