@@ -7,7 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use istio_injection::proxy::PodProxy;
-use istio_injection::{NamespaceLabels, PodFacts, Target};
+use istio_injection::{NamespaceLabels, PodFacts, Selected, Target};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::controlplane::{ControlPlane, DEFAULT_REVISION, Injection};
@@ -247,18 +247,32 @@ pub fn aim(pod: &PodRecord, control_plane: &ControlPlane) -> Aim {
     };
     match istio_injection::target(&injection.configurations, &namespace, &facts, config_of) {
         Target::Revision { revision, .. } => Aim::Revision(revision),
-        Target::NoProxy(why) => match unserved_revision(injection, &namespace, &facts.labels) {
-            Some(revision) => Aim::Revision(revision.to_string()),
-            None => Aim::NoProxy(why),
-        },
+        Target::NoProxy(why) => {
+            let selected = istio_injection::webhooks::select(
+                &injection.configurations,
+                &namespace,
+                &facts.labels,
+            );
+            let unserved = match selected {
+                Selected::None if pod.has_proxy() => {
+                    unserved_revision(injection, &namespace, &facts.labels)
+                }
+                _ => None,
+            };
+            match unserved {
+                Some(revision) => Aim::Revision(revision.to_string()),
+                None => Aim::NoProxy(why),
+            }
+        }
         Target::Conflict(why) => Aim::Conflict(why),
     }
 }
 
-/// The revision the namespace (else the pod) asks for with `istio.io/rev` when no configuration
-/// serves it: the revision was removed, or its webhooks are not installed yet. Such a pod is
-/// held to that revision, which has no control plane, and left to a person; a restart would
-/// take its proxy away although its namespace still asks for one.
+/// For a pod with a proxy that no webhook selects: the revision its namespace (else the pod)
+/// asks for with `istio.io/rev` when no configuration serves it (the revision was removed, or
+/// its webhooks are not installed yet). Such a pod is held to that revision, which has no
+/// control plane, and left to a person: a restart would take its proxy away although its
+/// namespace still asks for one.
 fn unserved_revision<'a>(
     injection: &Injection,
     namespace: &'a impl istio_injection::Labels,

@@ -58,17 +58,17 @@ async fn chaos_over_several_seeds_renews_everything_once() {
         );
 
         // The report is complete and true.
-        assert_eq!(report["summary"]["restarted"], 12, "seed {seed}");
+        assert_eq!(report["summary"]["restarted"], 15, "seed {seed}");
         assert_eq!(report["summary"]["failed"], 0, "seed {seed}");
         assert_eq!(report["summary"]["manual"], 6, "seed {seed}");
         assert_eq!(
             report["workloads"].as_array().unwrap().len(),
-            18,
+            21,
             "seed {seed}"
         );
         // At most one restart per workload for the target version.
         let patches = successful_patches(&cluster);
-        assert_eq!(patches.len(), 8, "seed {seed}: {patches:#?}");
+        assert_eq!(patches.len(), 11, "seed {seed}: {patches:#?}");
         assert!(
             patches.values().all(|n| *n == 1),
             "seed {seed}: {patches:#?}"

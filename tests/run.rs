@@ -60,21 +60,32 @@ async fn run_renews_every_restartable_proxy_and_leaves_the_rest() {
             assert_eq!(w["status"], "completed", "{w}");
         }
     }
-    assert_eq!(report["summary"]["restarted"], 12);
+    assert_eq!(report["summary"]["restarted"], 15);
     assert_eq!(report["summary"]["failed"], 0);
 
     // The restartable workloads now run the new proxy, every pod of them.
     for (namespace, prefixes) in [
         (
             "kyma-system",
-            vec!["eventing-manager", "telemetry-self-monitor"],
+            vec![
+                "api-gateway-controller-manager",
+                "eventing-manager",
+                "telemetry-self-monitor",
+            ],
         ),
         ("monitoring", vec!["log-agent", "node-probe"]),
         ("payments", vec!["billing"]),
         (
             "shop",
             vec![
-                "cart", "checkout", "importer", "mailer", "orders", "redis", "search",
+                "cart",
+                "checkout",
+                "importer",
+                "mailer",
+                "newsletter",
+                "orders",
+                "redis",
+                "search",
             ],
         ),
     ] {
@@ -84,6 +95,50 @@ async fn run_renews_every_restartable_proxy_and_leaves_the_rest() {
             }
         }
     }
+    // Drift beyond the version is gone too: the missing proxy added (checked above), the
+    // unwanted one removed, the annotated CPU request injected.
+    let newsletter = proxies(&cluster, "shop");
+    assert!(
+        newsletter
+            .iter()
+            .any(|(pod, _)| pod.starts_with("newsletter-")),
+        "{newsletter:?}"
+    );
+    assert_eq!(proxies(&cluster, "sandbox"), []);
+    let sandbox = cluster.kubectl_json(&["get", "pods", "-n", "sandbox"]);
+    let running = sandbox["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .count();
+    assert_eq!(
+        running, 1,
+        "the playground runs on, without a proxy: {sandbox:#}"
+    );
+    let gateway = cluster.kubectl_json(&[
+        "get",
+        "pods",
+        "-n",
+        "kyma-system",
+        "-l",
+        "app=api-gateway-controller-manager",
+    ]);
+    let live: Vec<&Value> = gateway["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .collect();
+    assert_eq!(live.len(), 1, "{gateway:#}");
+    let proxy = live[0]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "istio-proxy")
+        .expect("the gateway keeps its proxy");
+    assert_eq!(proxy["resources"]["requests"]["cpu"], "250m", "{proxy:#}");
+
     // Manual items are untouched: same pods, same uids.
     assert_eq!(pod_uids(&cluster, "batch"), manual_before);
     let shop_after = pod_uids(&cluster, "shop");

@@ -254,6 +254,16 @@ fn one_row_per_reason_and_its_absence_without_evidence() {
             aim: "none",
         },
         Row {
+            name: "no proxy wanted: the annotation opts out (an istiod of a removed revision)",
+            webhooks: Webhooks::DefaultAndCanary,
+            namespace: json!({}),
+            canary_values: json!({}),
+            pod: pod(json!({"metadata": {"labels": {"istio.io/rev": "1-22"},
+                "annotations": {"sidecar.istio.io/inject": "false"}}})),
+            reasons: &[],
+            aim: "none",
+        },
+        Row {
             name: "without webhooks no proxy is missing",
             webhooks: Webhooks::None,
             namespace: canary.clone(),

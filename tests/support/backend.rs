@@ -242,9 +242,19 @@ impl Scenario {
         .await;
     }
 
-    /// Istio's webhook configurations back to the default revision's alone.
+    /// Istio's webhook configurations back to the default revision's alone, and (upstream,
+    /// where `istio-system` outlives a scenario) the istiods and injector ConfigMaps of other
+    /// revisions an earlier scenario installed gone.
     async fn reset_webhooks(&self) {
         if let Some(upstream) = &self.upstream {
+            self.kubectl_ok(&[
+                "delete",
+                "deployments,configmaps",
+                "-n",
+                "istio-system",
+                "-l",
+                "istio.io/rev,istio.io/rev notin (default)",
+            ]);
             for name in self.names("mutatingwebhookconfigurations", None) {
                 if name != DEFAULT_CONFIGURATION {
                     upstream
