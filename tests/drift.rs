@@ -209,12 +209,16 @@ async fn a_canary_upgrade_moves_every_pod_to_the_new_revision(backend: Backend) 
 }
 on_both_backends!(a_canary_upgrade_moves_every_pod_to_the_new_revision);
 
+/// A change of the injector's values: the drift reason it makes, the values added to `global`'s
+/// siblings, and what every restarted pod must then show.
+type Step = (&'static str, &'static str, fn(&Proxy) -> bool);
+
 async fn resources_cni_and_native_switches_each_end_with_every_pod_matching(backend: Backend) {
     let scenario = Scenario::start(backend).await;
     scenario.apply(&namespace_with_app("mesh", "{istio-injection: enabled}", 2));
     scenario.await_pods_ready("mesh", 2).await;
     // Each step changes one thing of the default revision's values; the earlier ones stay.
-    let steps: [(&str, &str, fn(&Proxy) -> bool); 3] = [
+    let steps: [Step; 3] = [
         ("resources", "", |p| {
             p.cpu_request.as_deref() == Some("250m")
         }),

@@ -40,6 +40,15 @@ fn outcome(
     }
 }
 
+/// A row: its name, the configurations, the namespace's and the pod's labels, and the outcome.
+type WebhookRow<'a> = (
+    &'a str,
+    &'a [WebhookConfiguration],
+    &'a [(&'a str, &'a str)],
+    &'a [(&'a str, &'a str)],
+    &'a str,
+);
+
 #[test]
 fn webhook_configurations_against_namespace_and_pod_labels() {
     let default_and_canary = [
@@ -65,7 +74,7 @@ fn webhook_configurations_against_namespace_and_pod_labels() {
     let rev = "istio.io/rev";
     let inject = "sidecar.istio.io/inject";
     #[rustfmt::skip]
-    let rows: &[(&str, &[WebhookConfiguration], &[(&str, &str)], &[(&str, &str)], &str)] = &[
+    let rows: &[WebhookRow] = &[
         ("enabled namespace", &default_and_canary, &[(inj, "enabled")], &[], "default"),
         ("disabled namespace", &default_and_canary, &[(inj, "disabled")], &[], "none"),
         ("disabled namespace, pod asks", &default_and_canary, &[(inj, "disabled")], &[(inject, "true")], "none"),
