@@ -722,18 +722,9 @@ mod tests {
 
     #[test]
     fn drift_reasons_are_exactly_designs() {
-        let names = [
-            "version",
-            "revision",
-            "resources",
-            "cni",
-            "native-sidecar",
-            "missing-proxy",
-            "unwanted-proxy",
-        ];
-        assert_eq!(Reasons::all().join(), names.join(", "));
-        for (name, reason) in names.into_iter().zip(Reason::ALL) {
-            assert_eq!(parse_drift_reason(&format!(" {name} ")), Ok(reason));
+        // The names themselves are DESIGN's (drift::tests, tests/help.rs).
+        for reason in Reason::ALL {
+            assert_eq!(parse_drift_reason(&format!(" {reason} ")), Ok(reason));
         }
         for bad in ["", " ", "Version", "sidecar", "all"] {
             let error = parse_drift_reason(bad).expect_err(bad);

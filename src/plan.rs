@@ -843,7 +843,7 @@ fn automatic_action(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::controlplane::Options;
     use crate::inventory::InventoryBuilder;
@@ -940,7 +940,8 @@ mod tests {
         }
     }
 
-    fn merge(target: &mut Value, patch: Value) {
+    /// Merges `patch` into `target`, objects key by key; anything else replaces.
+    pub(crate) fn merge(target: &mut Value, patch: Value) {
         match (target, patch) {
             (Value::Object(t), Value::Object(p)) => {
                 for (k, v) in p {

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::controlplane::Options;
 use crate::inventory::{InventoryBuilder, model::Object};
+use crate::plan::tests::merge;
 use istio_injection::webhooks::{revision_configuration, tag_configuration};
 
 const OLD: &str = "docker.io/istio/proxyv2:1.23.2";
@@ -52,17 +53,6 @@ fn istio(revision: &str, version: &str, values: &Value) -> Vec<Value> {
             "spec": {"containers": [{"name": "discovery", "image": format!("docker.io/istio/pilot:{version}")}]},
             "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}),
     ]
-}
-
-fn merge(target: &mut Value, patch: Value) {
-    match (target, patch) {
-        (Value::Object(t), Value::Object(p)) => {
-            for (k, v) in p {
-                merge(t.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (t, p) => *t = p,
-    }
 }
 
 /// A Running, Ready pod `app` in `shop`, with `patch` merged in.
