@@ -689,6 +689,28 @@ mod tests {
     }
 
     #[test]
+    fn the_gate_covers_the_revisions_pods_are_held_to() {
+        // The default revision is healthy; the canary 1-24's istiod is not Ready.
+        let inv = inventory(
+            vec![
+                istiod_pod("istiod-a", None, "1.23.2", true),
+                istiod_pod("istiod-1-24-a", Some("1-24"), "1.24.1", false),
+            ],
+            vec![injector(None, "1.23.2"), injector(Some("1-24"), "1.24.1")],
+        );
+        let cp = ControlPlane::resolve(&inv, &options()).unwrap();
+        let targets = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
+        let canary = cp.gate_for(&targets(&["default", "1-24"]));
+        assert!(!canary.passed);
+        assert_eq!(canary.problems.len(), 1, "{canary:?}");
+        assert!(canary.problems[0].contains("istiod-1-24-a is not Running and Ready"));
+        // Before any namespace moves to it, no pod is held to the canary.
+        assert!(cp.gate_for(&targets(&["default"])).passed);
+        // With no pod at all, every revision counts.
+        assert!(!cp.gate_for(&BTreeSet::new()).passed);
+    }
+
+    #[test]
     fn the_gate_names_each_problem() {
         let cases: Vec<(Vec<IstiodPod>, Vec<InjectorConfigMap>, &str)> = vec![
             (
