@@ -11,7 +11,7 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ApiResource, DynamicObject, EvictParams, ListParams, Patch, PatchParams};
@@ -316,7 +316,7 @@ async fn restart(
             &workload.kind,
             object.metadata.resource_version.as_deref(),
             &workload.target,
-            &Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+            Utc::now(),
         );
         let result = api
             .patch(&workload.name, &PatchParams::default(), &patch)
@@ -349,22 +349,34 @@ async fn restart(
 
 /// The one patch that restarts a workload and records why. Argo Rollouts restart through
 /// `spec.restartAt` and, being custom resources, take a JSON merge patch.
+///
+/// The pod-template stamp carries milliseconds: `kubectl rollout restart` writes whole seconds,
+/// and a second restart within the same second would leave the template as it was, so nothing
+/// would roll and the old pods would be verified against the new target. `spec.restartAt` keeps
+/// whole seconds, because Argo writes `status.restartedAt` back in seconds and the wait compares
+/// the two.
 pub fn restart_patch(
     kind: &str,
     resource_version: Option<&str>,
     target: &str,
-    now: &str,
+    now: DateTime<Utc>,
 ) -> Patch<Value> {
-    let metadata = json!({
-        "resourceVersion": resource_version,
-        "annotations": { TARGET_ANNOTATION: target, RESTARTED_AT_ANNOTATION: now },
-    });
+    let seconds = now.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let millis = now.to_rfc3339_opts(SecondsFormat::Millis, true);
     if kind == "Rollout" {
-        Patch::Merge(json!({ "metadata": metadata, "spec": { "restartAt": now } }))
+        let metadata = json!({
+            "resourceVersion": resource_version,
+            "annotations": { TARGET_ANNOTATION: target, RESTARTED_AT_ANNOTATION: seconds },
+        });
+        Patch::Merge(json!({ "metadata": metadata, "spec": { "restartAt": seconds } }))
     } else {
+        let metadata = json!({
+            "resourceVersion": resource_version,
+            "annotations": { TARGET_ANNOTATION: target, RESTARTED_AT_ANNOTATION: millis },
+        });
         Patch::Strategic(json!({
             "metadata": metadata,
-            "spec": { "template": { "metadata": { "annotations": { RESTARTED_AT: now } } } },
+            "spec": { "template": { "metadata": { "annotations": { RESTARTED_AT: millis } } } },
         }))
     }
 }
@@ -1347,24 +1359,30 @@ mod tests {
 
     #[test]
     fn the_restart_patch_records_the_target_with_the_restart() {
-        let Patch::Strategic(patch) =
-            restart_patch("Deployment", Some("41"), "1.24.1", "2026-11-26T10:00:00Z")
-        else {
-            panic!("a strategic merge patch for apps workloads");
+        let now = |ms: i64| DateTime::from_timestamp_millis(1_795_000_000_000 + ms).unwrap();
+        let stamp = |patch: &Patch<Value>| match patch {
+            Patch::Strategic(p) => p["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            _ => panic!("a strategic merge patch for apps workloads"),
+        };
+        let first = restart_patch("Deployment", Some("41"), "1.24.1", now(100));
+        let Patch::Strategic(patch) = &first else {
+            unreachable!()
         };
         assert_eq!(patch["metadata"]["resourceVersion"], "41");
         assert_eq!(
             patch["metadata"]["annotations"][TARGET_ANNOTATION],
             "1.24.1"
         );
-        assert_eq!(
-            patch["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT],
-            "2026-11-26T10:00:00Z"
-        );
-        let Patch::Merge(patch) = restart_patch("Rollout", None, "1.24.1", "2026-11-26T10:00:00Z")
-        else {
+        assert_eq!(stamp(&first), "2026-11-18T11:06:40.100Z");
+        // Two restarts within one second still change the template.
+        let second = restart_patch("Deployment", Some("42"), "1.24.1 default/1a2b", now(900));
+        assert_ne!(stamp(&first), stamp(&second));
+        let Patch::Merge(patch) = restart_patch("Rollout", None, "1.24.1", now(100)) else {
             panic!("a merge patch for Rollouts");
         };
-        assert_eq!(patch["spec"]["restartAt"], "2026-11-26T10:00:00Z");
+        assert_eq!(patch["spec"]["restartAt"], "2026-11-18T11:06:40Z");
     }
 }
