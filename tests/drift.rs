@@ -7,7 +7,7 @@ mod support;
 
 use serde_json::Value;
 use support::backend::{Backend, HUB, NEW, OLD, Scenario};
-use support::workload;
+use support::{injected_revision, proxy_container, workload};
 
 /// What a pod carries, as the drift rules look at it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,27 +37,22 @@ fn proxies(scenario: &Scenario, namespace: &str) -> Vec<(String, Option<Proxy>)>
 }
 
 fn proxy_of(pod: &Value) -> Option<Proxy> {
-    let list = |field: &str| pod["spec"][field].as_array().cloned().unwrap_or_default();
-    let (containers, inits) = (list("containers"), list("initContainers"));
-    let named = |list: &[Value], name: &str| list.iter().find(|c| c["name"] == name).cloned();
-    let (proxy, native) = match named(&containers, "istio-proxy") {
-        Some(proxy) => (proxy, false),
-        None => (named(&inits, "istio-proxy")?, true),
-    };
-    let status: Value = pod["metadata"]["annotations"]["sidecar.istio.io/status"]
-        .as_str()
-        .and_then(|s| serde_json::from_str(s).ok())
+    let (proxy, native) = proxy_container(pod)?;
+    let inits = pod["spec"]["initContainers"]
+        .as_array()
+        .cloned()
         .unwrap_or_default();
-    let init = if named(&inits, "istio-validation").is_some() {
+    let named = |name: &str| inits.iter().any(|c| c["name"] == name);
+    let init = if named("istio-validation") {
         "istio-validation"
-    } else if named(&inits, "istio-init").is_some() {
+    } else if named("istio-init") {
         "istio-init"
     } else {
         "none"
     };
     Some(Proxy {
         image: proxy["image"].as_str().unwrap_or_default().to_string(),
-        revision: status["revision"].as_str().unwrap_or("none").to_string(),
+        revision: injected_revision(pod).unwrap_or_else(|| "none".into()),
         cpu_request: proxy["resources"]["requests"]["cpu"]
             .as_str()
             .map(str::to_string),

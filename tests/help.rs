@@ -2,8 +2,11 @@
 //! exactly the drift reasons of DESIGN §2.3a.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
+
+#[path = "support/binary.rs"]
+mod binary;
+use binary::binary;
 
 const EXAMPLE: &str = "examples/kyma-upgrade.json";
 
@@ -32,18 +35,6 @@ const SHARED: [&str; 12] = [
     "--fail-on-manual",
     "--drift",
 ];
-
-fn binary() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_istio-proxy-reset"));
-    command.current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-    // The environment of the machine running the tests must not configure the tool.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("ISTIO_PROXY_RESET_") {
-            command.env_remove(key);
-        }
-    }
-    command
-}
 
 fn run(args: &[&str]) -> Output {
     binary().args(args).output().expect("the binary runs")

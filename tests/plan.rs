@@ -2,27 +2,15 @@
 //! the renderings and the exit codes.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
 const EXAMPLE: &str = "examples/kyma-upgrade.json";
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn binary() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_istio-proxy-reset"));
-    command.current_dir(root());
-    // The environment of the machine running the tests must not configure the tool.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("ISTIO_PROXY_RESET_") {
-            command.env_remove(key);
-        }
-    }
-    command
-}
+#[path = "support/binary.rs"]
+mod binary;
+use binary::{binary, root};
 
 fn run(args: &[&str]) -> Output {
     binary().args(args).output().expect("the binary runs")

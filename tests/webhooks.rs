@@ -6,8 +6,8 @@
 mod support;
 
 use istio_injection::webhooks;
-use serde_json::Value;
 use support::backend::{Backend, HUB, NEW, OLD, Scenario};
+use support::{injected_revision, proxy_container};
 
 /// The canary revision `1-24`'s injector ConfigMap, injecting [`NEW`].
 fn canary_injector() -> String {
@@ -37,22 +37,8 @@ fn namespace_with_pod(namespace: &str, labels: &str, pod: &str) -> String {
 /// The pod's proxy image and the revision its status annotation names.
 fn injected(scenario: &Scenario, namespace: &str, pod: &str) -> (Option<String>, Option<String>) {
     let pod = scenario.kubectl_json(&["get", "pod", "-n", namespace, pod]);
-    let proxy = pod["spec"]["containers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .chain(
-            pod["spec"]["initContainers"]
-                .as_array()
-                .into_iter()
-                .flatten(),
-        )
-        .find(|c| c["name"] == "istio-proxy")
-        .and_then(|c| c["image"].as_str().map(str::to_string));
-    let revision = pod["metadata"]["annotations"]["sidecar.istio.io/status"]
-        .as_str()
-        .and_then(|s| serde_json::from_str::<Value>(s).ok())
-        .and_then(|s| s["revision"].as_str().map(str::to_string));
+    let proxy = proxy_container(&pod).and_then(|(c, _)| c["image"].as_str().map(str::to_string));
+    let revision = injected_revision(&pod);
     (proxy, revision)
 }
 

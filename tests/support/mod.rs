@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 pub mod backend;
+pub mod binary;
 pub mod faultproxy;
 pub mod job;
 
@@ -15,9 +16,7 @@ use serde_json::Value;
 
 pub const EXAMPLE: &str = "examples/kyma-upgrade.json";
 
-pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+pub use binary::root;
 
 pub fn example_state() -> Value {
     serde_json::from_slice(&std::fs::read(root().join(EXAMPLE)).unwrap()).unwrap()
@@ -165,10 +164,8 @@ impl Cluster {
 pub fn tool_command(args: &[&str], kubeconfig: &Path) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_istio-proxy-reset"));
     command.current_dir(root()).kill_on_drop(true);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("ISTIO_PROXY_RESET_") || key == "KUBECONFIG" {
-            command.env_remove(key);
-        }
+    for key in binary::tool_settings_in_environment() {
+        command.env_remove(key);
     }
     command.args(args).arg("--kubeconfig").arg(kubeconfig);
     command
@@ -184,6 +181,25 @@ pub async fn await_condition(timeout: Duration, what: &str, mut condition: impl 
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A pod's `istio-proxy` container and whether it is a native sidecar (an init container).
+pub fn proxy_container(pod: &Value) -> Option<(&Value, bool)> {
+    let named = |list: &str| {
+        pod["spec"][list]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["name"] == "istio-proxy"))
+    };
+    named("containers")
+        .map(|c| (c, false))
+        .or_else(|| named("initContainers").map(|c| (c, true)))
+}
+
+/// The revision a pod's `sidecar.istio.io/status` annotation says injected it.
+pub fn injected_revision(pod: &Value) -> Option<String> {
+    let status = pod["metadata"]["annotations"]["sidecar.istio.io/status"].as_str()?;
+    let status: Value = serde_json::from_str(status).ok()?;
+    status["revision"].as_str().map(str::to_string)
 }
 
 pub fn workload<'a>(report: &'a Value, kind: &str, namespace: &str, name: &str) -> &'a Value {
