@@ -11,7 +11,7 @@ use istio_injection::{NamespaceLabels, PodFacts, Selected, Target};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::controlplane::{ControlPlane, DEFAULT_REVISION, Injection};
-use crate::inventory::PodRecord;
+use crate::inventory::{PodRecord, ProxyOrigin};
 
 /// Why a pod's proxy differs from what a restart gives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -171,7 +171,9 @@ impl Judgement {
 
 /// DESIGN §2.2 and §2.3a for one pod. A reason only on evidence: without the webhook
 /// configurations the pod is held to its own revision and no revision, missing or unwanted
-/// proxy is judged; what the target revision's values do not say is not compared.
+/// proxy is judged; what the target revision's values do not say is not compared. A proxy that
+/// was never injected (a gateway's own container) is judged by its version alone, and one
+/// injected with other templates than `sidecar` not by the values' resources, CNI or placement.
 pub fn judge(pod: &PodRecord, control_plane: &ControlPlane) -> Judgement {
     let aim = aim(pod, control_plane);
     let mut judgement = Judgement {
@@ -184,6 +186,7 @@ pub fn judge(pod: &PodRecord, control_plane: &ControlPlane) -> Judgement {
         judgement.details.push(detail);
     };
     match (&judgement.aim.clone(), pod.proxy.as_deref()) {
+        (_, Some(proxy)) if proxy.origin == ProxyOrigin::Own => {}
         (Aim::Conflict(_), _) | (Aim::NoProxy(_), None) => {}
         (Aim::NoProxy(why), Some(_)) => add(
             Reason::UnwantedProxy,
@@ -207,24 +210,37 @@ pub fn judge(pod: &PodRecord, control_plane: &ControlPlane) -> Judgement {
                     ),
                 );
             }
-            let wanted = wanted_proxy(pod, control_plane, revision);
-            compare_proxy(proxy, &wanted, &mut add);
+            if proxy.origin == ProxyOrigin::Sidecar {
+                let wanted = wanted_proxy(pod, control_plane, revision);
+                compare_proxy(proxy, &wanted, &mut add);
+            }
         }
     }
     judgement
 }
 
-/// The revision a pod is held to: the webhooks' choice when they are known, else its own.
+/// The revision a pod is held to: the webhooks' choice when they are known, else (and for a
+/// proxy that was never injected) its own: the `istio.io/rev` label, else the revision of its
+/// sidecar status, else the default (DESIGN §2.2.2).
 pub fn aim(pod: &PodRecord, control_plane: &ControlPlane) -> Aim {
-    let Some(injection) = &control_plane.injection else {
+    let own_revision = || {
         let own = pod
-            .proxy
+            .revision
             .as_deref()
-            .and_then(|p| p.revision.as_deref())
-            .or(pod.revision.as_deref())
+            .or_else(|| pod.proxy.as_deref().and_then(|p| p.revision.as_deref()))
             .unwrap_or(DEFAULT_REVISION);
-        return Aim::Revision(own.to_string());
+        Aim::Revision(own.to_string())
     };
+    let Some(injection) = &control_plane.injection else {
+        return own_revision();
+    };
+    if pod
+        .proxy
+        .as_deref()
+        .is_some_and(|p| p.origin == ProxyOrigin::Own)
+    {
+        return own_revision();
+    }
     let no_labels: &[(String, String)] = &[];
     let namespace = NamespaceLabels {
         name: &pod.namespace,

@@ -908,7 +908,10 @@ pub(crate) mod tests {
             phase: &str,
             ready: bool,
         ) -> Self {
-            let extra = json!({"spec": {"containers": [{"name": "istio-proxy", "image": image}]},
+            // Injected, as its status annotation says; the revision comes from elsewhere.
+            let status = r#"{"containers":["istio-proxy"],"templates":["sidecar"]}"#;
+            let extra = json!({"metadata": {"annotations": {"sidecar.istio.io/status": status}},
+                "spec": {"containers": [{"name": "istio-proxy", "image": image}]},
                 "status": {"phase": phase, "conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"}}]}});
             self.object("Pod", ns, name, owner, extra)
         }

@@ -143,7 +143,12 @@ pub fn decide(pod: &PodFacts<impl Labels>, config: &InjectorConfig) -> Decision 
         None | Some("") => {}
         Some(_) => return Decision::OptedOut,
     }
-    let matches = |selectors: &[LabelSelector]| selectors.iter().any(|s| s.matches(&pod.labels));
+    // Istio skips an empty selector here, where the API server's webhook selectors match all.
+    let matches = |selectors: &[LabelSelector]| {
+        selectors
+            .iter()
+            .any(|s| !s.is_empty() && s.matches(&pod.labels))
+    };
     if matches(&config.never_inject_selector) {
         return Decision::NeverInjectSelector;
     }

@@ -99,6 +99,12 @@ impl Requirement {
 }
 
 impl LabelSelector {
+    /// No `matchLabels` and no `matchExpressions`: the API server's selectors match every
+    /// object with it, Istio's `neverInjectSelector` and `alwaysInjectSelector` none.
+    pub fn is_empty(&self) -> bool {
+        self.match_labels.is_empty() && self.match_expressions.is_empty()
+    }
+
     pub fn of(expressions: Vec<Requirement>) -> LabelSelector {
         LabelSelector {
             match_labels: BTreeMap::new(),

@@ -164,6 +164,8 @@ fn the_injectors_own_rules() {
         "policy: enabled\nneverInjectSelector:\n- matchExpressions:\n  - {key: app, operator: In, values: [batch]}\n",
     );
     let always = config("policy: disabled\nalwaysInjectSelector:\n- matchLabels: {app: web}\n");
+    let never_empty = config("policy: enabled\nneverInjectSelector:\n- {}\n");
+    let always_empty = config("policy: disabled\nalwaysInjectSelector:\n- {}\n");
     struct Row {
         name: &'static str,
         namespace: &'static str,
@@ -280,6 +282,24 @@ fn the_injectors_own_rules() {
                 Decision::Inject,
             ),
             &always,
+        ),
+        (
+            pod(
+                "an empty neverInjectSelector matches nothing",
+                &[("app", "batch")],
+                None,
+                Decision::Inject,
+            ),
+            &never_empty,
+        ),
+        (
+            pod(
+                "an empty alwaysInjectSelector matches nothing",
+                &[("app", "web")],
+                None,
+                Decision::PolicyDisabled,
+            ),
+            &always_empty,
         ),
         (
             pod(

@@ -384,6 +384,46 @@ fn one_row_per_reason_and_its_absence_without_evidence() {
             aim: "1-24",
         },
         Row {
+            name: "a gateway's own proxy, never injected: its version alone",
+            webhooks: Webhooks::DefaultAndCanary,
+            namespace: enabled.clone(),
+            canary_values: json!({}),
+            pod: pod(json!({
+                "metadata": {"labels": {"sidecar.istio.io/inject": "false", "istio.io/rev": "1-24"}},
+                "spec": {"containers": [{"name": "istio-proxy", "image": OLD,
+                                         "resources": {"requests": {"cpu": "2"}}}]}})),
+            reasons: &[],
+            aim: "1-24",
+        },
+        Row {
+            name: "the gateway template: revision judged, not the values' resources or CNI",
+            webhooks: Webhooks::DefaultAndCanary,
+            namespace: canary.clone(),
+            canary_values: json!({"global": {"proxy": {"resources": {"requests": {"cpu": "1"}}}},
+                                  "pilot": {"cni": {"enabled": true}}}),
+            pod: proxied(
+                "default",
+                OLD,
+                json!({"metadata": {"annotations": {
+                "sidecar.istio.io/status": r#"{"revision":"default","templates":["gateway"],"containers":["istio-proxy"]}"#}}}),
+            ),
+            reasons: &[Reason::Revision],
+            aim: "1-24",
+        },
+        Row {
+            name: "without webhooks the istio.io/rev label comes before the status",
+            webhooks: Webhooks::None,
+            namespace: json!({}),
+            canary_values: json!({}),
+            pod: proxied(
+                "default",
+                OLD,
+                json!({"metadata": {"labels": {"istio.io/rev": "1-24"}}}),
+            ),
+            reasons: &[],
+            aim: "1-24",
+        },
+        Row {
             name: "two revisions select the pod",
             webhooks: Webhooks::OverlappingTag,
             namespace: enabled.clone(),

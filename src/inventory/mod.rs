@@ -115,6 +115,22 @@ pub struct Proxy {
     pub istio_init: bool,
     /// The pod has the `istio-validation` init container (with Istio CNI).
     pub istio_validation: bool,
+    pub origin: ProxyOrigin,
+}
+
+/// How a pod came by its proxy, as its `sidecar.istio.io/status` annotation says. Only what
+/// the `sidecar` template injected is what the revision's values say it should be.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ProxyOrigin {
+    /// Injected by Istio's `sidecar` template (the status names no templates, or just that one).
+    #[default]
+    Sidecar,
+    /// Injected with other templates (`inject.istio.io/templates: gateway`, a custom one): the
+    /// template, not the values, decides its resources, CNI and placement.
+    OtherTemplate,
+    /// No status annotation: the container is part of the workload's own template (a gateway
+    /// Deployment Istio installs with `sidecar.istio.io/inject: "false"`), never injected.
+    Own,
 }
 
 /// The pod's labels a selector may read (the kept keys) and the annotations Istio's injector
@@ -915,6 +931,28 @@ fn proxy_of(
         resources: container.resources.as_deref().cloned().unwrap_or_default(),
         istio_init: has_init(istio_injection::proxy::INIT_CONTAINER),
         istio_validation: has_init(istio_injection::proxy::VALIDATION_CONTAINER),
+        origin: metadata
+            .annotations
+            .get(SIDECAR_STATUS)
+            .map_or(ProxyOrigin::Own, |status| status_origin(status)),
+    }
+}
+
+/// Whether a status annotation's `templates` are Istio's `sidecar` alone (or absent, as older
+/// releases write it). Istio writes it compactly, so the common case is found without parsing.
+fn status_origin(text: &str) -> ProxyOrigin {
+    #[derive(serde::Deserialize)]
+    struct Templates {
+        templates: Option<Vec<String>>,
+    }
+    if text.contains(r#""templates":["sidecar"]"#) || !text.contains("\"templates\"") {
+        return ProxyOrigin::Sidecar;
+    }
+    match serde_json::from_str::<Templates>(text).map(|s| s.templates) {
+        Ok(Some(templates)) if !templates.is_empty() && templates != ["sidecar"] => {
+            ProxyOrigin::OtherTemplate
+        }
+        _ => ProxyOrigin::Sidecar,
     }
 }
 
