@@ -435,7 +435,9 @@ fn injection_of(
         unread.sort();
         unread.dedup();
         let warning = format!(
-            "which revision injects a pod is not judged, and pods are held to their own              revision: {} (the tool reads only app, istio-injection, istio.io/*,              sidecar.istio.io/* and kyma-project.io/* labels)",
+            "which revision injects a pod is not judged, and pods are held to their own \
+             revision: {} (the tool reads only app, istio-injection, istio.io/*, \
+             sidecar.istio.io/* and kyma-project.io/* labels)",
             unread.join("; ")
         );
         return (None, vec![warning]);

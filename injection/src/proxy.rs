@@ -98,6 +98,19 @@ impl Resources {
         out
     }
 
+    /// As the API server stores them: a request left unset takes its limit.
+    pub fn defaulted(mut self) -> Resources {
+        for (request, limit) in [
+            (Field::RequestsCpu, Field::LimitsCpu),
+            (Field::RequestsMemory, Field::LimitsMemory),
+        ] {
+            if self.get(request).is_none() {
+                *self.slot(request) = self.get(limit).map(str::to_string);
+            }
+        }
+        self
+    }
+
     /// The fields whose amounts differ (`100m` and `0.1` do not), as `limits.cpu 2 → 1`.
     pub fn differences(&self, target: &Resources) -> Vec<String> {
         Field::ALL
@@ -136,7 +149,7 @@ fn quantity_text(value: &Value) -> Option<String> {
 pub struct RevisionProxy {
     /// `global.proxy.resources`; `None` when the values do not say.
     pub resources: Option<Resources>,
-    /// Istio CNI: `pilot.cni.enabled`, else (before 1.24) `istio_cni.enabled`.
+    /// Istio CNI: `pilot.cni.enabled` or (before 1.24) `istio_cni.enabled`.
     pub cni: Option<bool>,
     /// `pilot.env.ENABLE_NATIVE_SIDECARS`, else istiod's env of that name; `auto` is not known.
     pub native_sidecars: Option<bool>,
@@ -147,9 +160,14 @@ impl RevisionProxy {
     /// `discovery` container, when known.
     pub fn from_values(values: &Value, istiod_native: Option<&str>) -> RevisionProxy {
         let resources = &values["global"]["proxy"]["resources"];
-        let cni = values["pilot"]["cni"]["enabled"]
-            .as_bool()
-            .or_else(|| values["istio_cni"]["enabled"].as_bool());
+        // Either key turns CNI on (before 1.24 the templates read both).
+        let cni = match (
+            values["pilot"]["cni"]["enabled"].as_bool(),
+            values["istio_cni"]["enabled"].as_bool(),
+        ) {
+            (Some(pilot), Some(old)) => Some(pilot || old),
+            (pilot, old) => pilot.or(old),
+        };
         let native = match &values["pilot"]["env"]["ENABLE_NATIVE_SIDECARS"] {
             Value::Bool(b) => Some(*b),
             Value::String(s) => flag(s),
@@ -179,12 +197,14 @@ impl RevisionProxy {
             }
             Some(resources)
         };
+        // The annotation overrides the revision; a value other than `true`/`false` says
+        // nothing that can be judged.
         let native = match annotation(NATIVE_SIDECAR_ANNOTATION) {
-            Some(value) => flag(value).or(self.native_sidecars),
+            Some(value) => flag(value),
             None => self.native_sidecars,
         };
         PodProxy {
-            resources,
+            resources: resources.map(Resources::defaulted),
             cni: self.cni,
             native_sidecar: native,
         }

@@ -47,7 +47,7 @@ fn scale(value: i128, exponent: i32, div: i128) -> Option<i128> {
     } else {
         div = div.checked_mul(10i128.checked_pow(exponent.unsigned_abs())?)?;
     }
-    Some((value + div - 1) / div)
+    Some(value.checked_add(div - 1)? / div)
 }
 
 /// (multiplier, divisor, power of ten) of a suffix.
@@ -125,7 +125,22 @@ mod tests {
 
     #[test]
     fn what_is_no_quantity_is_refused_or_compared_as_text() {
-        for bad in ["", "m", "1x", "1.2.3", "Gi", "1e", "--1"] {
+        // The largest nano-unit amount is read; beyond it refused, never overflowed.
+        let largest = "170141183460469231731687303715884105727n";
+        assert_eq!(Quantity::parse(largest).unwrap().nanos(), i128::MAX);
+        // Rounding it up would pass the largest: refused.
+        assert!(Quantity::parse("17014118346046923173168730371588410572.7n").is_err());
+        for bad in [
+            "",
+            "m",
+            "1x",
+            "1.2.3",
+            "Gi",
+            "1e",
+            "--1",
+            "1e40",
+            "170141183460469231731687303715884105728n",
+        ] {
             assert!(Quantity::parse(bad).is_err(), "{bad:?}");
         }
         assert!(same("lots", "lots"));

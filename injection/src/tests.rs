@@ -370,6 +370,22 @@ fn a_revisions_proxy_from_its_values_and_a_pods_annotations() {
         })
     );
     assert_eq!(annotated.native_sidecar, Some(false));
+    // A limit alone: the API server sets the request to it. An annotation that is neither
+    // `true` nor `false` leaves native sidecars unjudged.
+    let limited = revision.for_pod(|key| match key {
+        "sidecar.istio.io/proxyMemoryLimit" => Some("512Mi"),
+        "sidecar.istio.io/nativeSidecar" => Some("maybe"),
+        _ => None,
+    });
+    assert_eq!(
+        limited.resources,
+        Some(Resources {
+            requests_memory: Some("512Mi".into()),
+            limits_memory: Some("512Mi".into()),
+            ..Resources::default()
+        })
+    );
+    assert_eq!(limited.native_sidecar, None);
 
     // Older values: `istio_cni`; istiod's env for native sidecars; `auto` says nothing.
     let older = json!({"istio_cni": {"enabled": false}});
@@ -378,6 +394,9 @@ fn a_revisions_proxy_from_its_values_and_a_pods_annotations() {
         (older.cni, older.native_sidecars, older.resources),
         (Some(false), Some(false), None)
     );
+    // Either CNI key turns it on.
+    let both = json!({"pilot": {"cni": {"enabled": false}}, "istio_cni": {"enabled": true}});
+    assert_eq!(RevisionProxy::from_values(&both, None).cni, Some(true));
     let auto = json!({"pilot": {"env": {"ENABLE_NATIVE_SIDECARS": "auto"}}});
     assert_eq!(
         RevisionProxy::from_values(&auto, Some("true")).native_sidecars,
