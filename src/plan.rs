@@ -4,10 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use istio_injection::proxy::PodProxy;
 use serde::{Deserialize, Serialize};
 
 use crate::classify::{PodContext, Verdict, classify};
-use crate::controlplane::ControlPlane;
+use crate::controlplane::{ControlPlane, DEFAULT_REVISION};
 use crate::drift::{self, Aim, Judgement, Reason, Reasons};
 use crate::image::Expected;
 use crate::inventory::{
@@ -326,8 +327,11 @@ fn group_pods(
 }
 
 /// What a restart must give the pod, as recorded with the restart: the version (or image)
-/// alone when only the version drifts, as before drift beyond it was judged; else also the
-/// target revision and a fingerprint of its proxy; `no proxy` when none would be injected.
+/// alone when the target is the default revision and its values state nothing else, as
+/// before drift beyond the version was judged; else also the target revision and a
+/// fingerprint of its proxy; `no proxy` when none would be injected. It depends on the target
+/// alone, never on the pod's reasons: a re-run after some pods were replaced must compute the
+/// same target, or it would restart the workload again.
 fn restart_target(
     pod: &PodRecord,
     control_plane: &ControlPlane,
@@ -346,10 +350,10 @@ fn restart_target(
             .unwrap_or_default(),
         Err(_) => String::new(),
     };
-    if judgement.reasons.is_empty() {
+    let wanted = drift::wanted_proxy(pod, control_plane, revision);
+    if revision == DEFAULT_REVISION && wanted == PodProxy::default() {
         return version;
     }
-    let wanted = drift::wanted_proxy(pod, control_plane, revision);
     format!("{version} {}", drift::fingerprint(revision, &wanted))
 }
 
@@ -1427,6 +1431,37 @@ pub(crate) mod tests {
         c
     }
 
+    /// The recorded target depends on the target, never on which pods still drift: a re-run
+    /// after some pods were replaced computes the one the first run recorded.
+    #[test]
+    fn a_workloads_target_does_not_depend_on_which_pods_drift() {
+        let cluster = |pods: &[&str]| {
+            let c = webhooks(Cluster::new(), "default", None)
+                .object(
+                    "Namespace",
+                    "",
+                    "shop",
+                    None,
+                    json!({"metadata": {"labels": {"istio-injection": "enabled"}}}),
+                )
+                .deployment("shop", "web", json!({}));
+            pods.iter().fold(c, |c, &pod| match pod {
+                "stale" => c.pod("shop", "web-stale", Some(("ReplicaSet", "web-rs")), OLD, "Running", true),
+                _ => c.object("Pod", "shop", "web-bare", Some(("ReplicaSet", "web-rs")), json!({
+                    "spec": {"containers": [{"name": "app", "image": "app:1"}]},
+                    "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}})),
+            })
+        };
+        let target = |pods: &[&str]| {
+            let plan = cluster(pods).plan(&PlanOptions::default());
+            find(&plan, "Deployment", "web").target.to_string()
+        };
+        let both = target(&["stale", "bare"]);
+        assert_eq!(target(&["bare", "stale"]), both);
+        assert_eq!(target(&["stale"]), both);
+        assert_eq!(target(&["bare"]), both);
+    }
+
     #[test]
     fn drift_beyond_the_version_sets_targets_counts_and_runbooks() {
         let namespace = |c: Cluster, name: &str, labels: Value| {
@@ -1486,11 +1521,8 @@ pub(crate) mod tests {
         let late = find(&plan, "Deployment", "late");
         assert_eq!(late.action, Action::RolloutRestart);
         assert_eq!(late.drift, [Reason::MissingProxy].into_iter().collect());
-        assert!(
-            late.target.starts_with("1.24.1 default/"),
-            "{}",
-            late.target
-        );
+        // The default revision, whose values state nothing beyond the image: the version alone.
+        assert_eq!(&*late.target, "1.24.1");
         let lonely = find(&plan, "Pod", "lonely");
         assert_eq!(lonely.action, Action::Manual);
         assert_eq!(lonely.runbook, Some(runbook::MISSING_PROXY));
