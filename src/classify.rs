@@ -80,7 +80,29 @@ pub fn classify(pod: &PodRecord, context: &PodContext) -> Classified {
         Some(Ok(image)) => image.version().map(|v| v.version.to_string()),
         _ => None,
     };
+    // Every reason first, the version among them, so that a pod not judged further (skipped,
+    // excluded, pinned, terminating, completed) still reports all it differs by.
     let mut drift = context.judgement.reasons;
+    let mut details = context.judgement.details.clone();
+    // What keeps the pod from being judged at all: no control plane for its revision, an
+    // image that cannot be read, two revisions selecting it.
+    let mut problem = None;
+    match &context.judgement.aim {
+        Aim::Conflict(why) => problem = Some(why.clone()),
+        Aim::NoProxy(_) => {}
+        Aim::Revision(_) if !pod.has_proxy() => {}
+        Aim::Revision(_) => match (&parsed, &context.expected) {
+            (_, Err(why)) => problem = Some(why.clone()),
+            (None, _) => problem = Some("the proxy container names no image".into()),
+            (Some(Err(error)), _) => problem = Some(error.to_string()),
+            (Some(Ok(image)), Ok(expected)) => {
+                if let Comparison::Drift(why) = compare(image, expected) {
+                    drift.insert(Reason::Version);
+                    details.insert(0, why);
+                }
+            }
+        },
+    }
     let done = |verdict, reason: String, drift| Classified {
         verdict,
         reason,
@@ -110,26 +132,6 @@ pub fn classify(pod: &PodRecord, context: &PodContext) -> Classified {
         return done(Verdict::Completed, "the pod has completed".into(), drift);
     }
 
-    let mut details = context.judgement.details.clone();
-    // What keeps the pod from being judged at all: no control plane for its revision, an
-    // image that cannot be read, two revisions selecting it.
-    let mut problem = None;
-    match &context.judgement.aim {
-        Aim::Conflict(why) => problem = Some(why.clone()),
-        Aim::NoProxy(_) => {}
-        Aim::Revision(_) if !pod.has_proxy() => {}
-        Aim::Revision(_) => match (&parsed, &context.expected) {
-            (_, Err(why)) => problem = Some(why.clone()),
-            (None, _) => problem = Some("the proxy container names no image".into()),
-            (Some(Err(error)), _) => problem = Some(error.to_string()),
-            (Some(Ok(image)), Ok(expected)) => {
-                if let Comparison::Drift(why) = compare(image, expected) {
-                    drift.insert(Reason::Version);
-                    details.insert(0, why);
-                }
-            }
-        },
-    }
     if problem.is_none() && drift.is_empty() {
         return done(Verdict::UpToDate, String::new(), drift);
     }
@@ -348,6 +350,55 @@ mod tests {
                     "row {i}: a drift needs a reason"
                 );
             }
+        }
+    }
+
+    /// A pod decided before it is judged further still reports every reason it differs by,
+    /// the version among them (DESIGN §4: `drift` lists a pod's reasons).
+    #[test]
+    fn pods_not_judged_further_still_report_their_version_drift() {
+        let expected = Expected {
+            version: parse_version("1.24.1"),
+            image: None,
+        };
+        let current = judged(Aim::Revision("default".into()), &[]);
+        let context = PodContext {
+            excluded_by: None,
+            expected: Ok(&expected),
+            judgement: &current,
+            selected: Reasons::all(),
+        };
+        let edits: [(&str, fn(&mut PodRecord), Verdict); 4] = [
+            ("skipped", |p| p.skip = true, Verdict::Excluded),
+            (
+                "pinned",
+                |p| p.custom_proxy_image = Some("my/proxy:1.23.2".into()),
+                Verdict::CustomImage,
+            ),
+            (
+                "terminating",
+                |p| p.terminating = true,
+                Verdict::Terminating,
+            ),
+            (
+                "completed",
+                |p| p.phase = PodPhase::Succeeded,
+                Verdict::Completed,
+            ),
+        ];
+        for (name, edit, verdict) in edits {
+            let mut stale = pod(OLD, PodPhase::Running, true);
+            edit(&mut stale);
+            let classified = classify(&stale, &context);
+            assert_eq!(classified.verdict, verdict, "{name}");
+            assert_eq!(
+                classified.drift,
+                [Reason::Version].into_iter().collect(),
+                "{name}"
+            );
+            let mut current = pod(NEW, PodPhase::Running, true);
+            edit(&mut current);
+            assert!(classify(&current, &context).drift.is_empty(), "{name}");
         }
     }
 
