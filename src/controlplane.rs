@@ -39,6 +39,9 @@ pub struct Revision {
     /// The injector ConfigMap's `config`: its policy and selectors (Istio's defaults when the
     /// ConfigMap has none; `None` only when there is no ConfigMap or it cannot be read).
     pub injector_config: Option<InjectorConfig>,
+    /// Why the ConfigMap's `config` cannot be read: which pods this revision injects is then
+    /// not known, and its pods are left to a person rather than judged by a guess.
+    pub config_error: Option<String>,
     /// Why the gate does not hold for this revision.
     pub problems: Vec<String>,
 }
@@ -95,6 +98,7 @@ impl Revision {
             problems: Vec::new(),
             proxy: None,
             injector_config: None,
+            config_error: None,
         }
     }
 
@@ -173,6 +177,12 @@ impl ControlPlane {
 
     /// What a pod of `revision` is compared with; `Err` says why there is nothing to compare with.
     pub fn expected_for(&self, revision: Option<&str>) -> std::result::Result<&Expected, String> {
+        if let Some(error) = revision
+            .and_then(|name| self.revisions.get(name))
+            .and_then(|r| r.config_error.as_ref())
+        {
+            return Err(error.clone());
+        }
         if let Some(expected) = &self.overridden {
             return Ok(expected);
         }
@@ -372,7 +382,14 @@ fn read_injector(
     };
     match InjectorConfig::parse(configmap.config.as_deref()) {
         Ok(config) => revision.injector_config = Some(config),
-        Err(why) => problem(format!("data.config: {why}")),
+        Err(why) => {
+            let why = format!("data.config: {why}");
+            revision.config_error = Some(format!(
+                "revision {}'s injector ConfigMap {ns}/{}: {why}",
+                revision.name, configmap.name
+            ));
+            problem(why)
+        }
     }
     match injector_values(configmap.values.as_deref()) {
         Ok(values) => {

@@ -319,7 +319,11 @@ fn group_pods(
             &mut groups,
             (pod, &workload),
             (strings.intern(&target), classified.drift),
-            (&judgement, &expected),
+            (
+                &judgement,
+                &expected,
+                unreadable_config(control_plane, target_revision),
+            ),
             pod_index,
         );
     }
@@ -357,6 +361,18 @@ fn restart_target(
     format!("{version} {}", drift::fingerprint(revision, &wanted))
 }
 
+/// Why the target revision's injector `config` cannot be read, when it cannot.
+fn unreadable_config<'c>(
+    control_plane: &'c ControlPlane,
+    revision: Option<&str>,
+) -> Option<&'c str> {
+    control_plane
+        .revisions
+        .get(revision?)?
+        .config_error
+        .as_deref()
+}
+
 /// The target of a restart that must remove the proxy.
 pub const NO_PROXY_TARGET: &str = "no proxy";
 
@@ -366,7 +382,11 @@ fn add_to_group(
     groups: &mut BTreeMap<WorkloadKey, Group>,
     (pod, workload): (&PodRecord, &ResolvedWorkload),
     (target, drift): (Arc<str>, Reasons),
-    (judgement, expected): (&Judgement, &Result<&Expected, String>),
+    (judgement, expected, unreadable_config): (
+        &Judgement,
+        &Result<&Expected, String>,
+        Option<&str>,
+    ),
     pod_index: usize,
 ) {
     let key = (
@@ -399,6 +419,13 @@ fn add_to_group(
                  (namespace labels, revision tags), then restart it"
             ),
             runbook::TWO_REVISIONS,
+        ));
+    } else if let Some(why) = unreadable_config {
+        group.manual_reason = Some((
+            format!(
+                "{why}: which pods it injects is not known; fix the ConfigMap, then plan again"
+            ),
+            runbook::GATE_FAILED,
         ));
     } else if let (Aim::Revision(_), Err(why)) = (&judgement.aim, expected) {
         group.manual_reason = Some((
@@ -741,6 +768,7 @@ fn drift_runbook(drift: Reasons, runbook: &'static str) -> &'static str {
         runbook::NO_CONTROL_PLANE,
         runbook::UNKNOWN_OWNER,
         runbook::TWO_REVISIONS,
+        runbook::GATE_FAILED,
     ]
     .contains(&runbook)
     {
@@ -1429,6 +1457,34 @@ pub(crate) mod tests {
         let mut c = c;
         c.items.push(value);
         c
+    }
+
+    /// An injector `config` that cannot be read: which pods the revision injects is not known,
+    /// so its pods, with a proxy or without, are a person's, never judged by Istio's defaults.
+    #[test]
+    fn an_unreadable_injector_config_leaves_its_pods_to_a_person() {
+        let mut c = webhooks(Cluster::new(), "default", None)
+            .object("Namespace", "", "shop", None, json!({"metadata": {"labels": {"istio-injection": "enabled"}}}))
+            .deployment("shop", "web", json!({}))
+            .pod("shop", "web-1", Some(("ReplicaSet", "web-rs")), OLD, "Running", true)
+            .deployment("shop", "late", json!({}))
+            .object("Pod", "shop", "late-1", Some(("ReplicaSet", "late-rs")), json!({
+                "spec": {"containers": [{"name": "app", "image": "app:1"}]},
+                "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}));
+        let injector = c
+            .items
+            .iter_mut()
+            .find(|i| i["metadata"]["name"] == "istio-sidecar-injector")
+            .unwrap();
+        injector["data"]["config"] = json!("policy: [disabled");
+        let plan = c.plan(&PlanOptions::default());
+        for name in ["web", "late"] {
+            let workload = find(&plan, "Deployment", name);
+            assert_eq!(workload.action, Action::Manual, "{name}: {workload:#?}");
+            assert_eq!(workload.runbook, Some(runbook::GATE_FAILED), "{name}");
+            let reason = workload.reason.as_deref().unwrap_or_default();
+            assert!(reason.contains("data.config"), "{name}: {reason}");
+        }
     }
 
     /// The recorded target depends on the target, never on which pods still drift: a re-run
