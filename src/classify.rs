@@ -74,6 +74,14 @@ pub struct Classified {
     pub drift: Reasons,
 }
 
+/// Why a pod held to a revision no webhook configuration serves is not judged.
+pub fn unserved(revision: &str) -> String {
+    format!(
+        "istio.io/rev asks for revision {revision}, but no Istio webhook configuration serves it, \
+         so a new pod would get no proxy"
+    )
+}
+
 pub fn classify(pod: &PodRecord, context: &PodContext) -> Classified {
     let parsed = pod.proxy_image.as_deref().map(ImageRef::parse);
     let proxy_version = match &parsed {
@@ -89,6 +97,7 @@ pub fn classify(pod: &PodRecord, context: &PodContext) -> Classified {
     let mut problem = None;
     match &context.judgement.aim {
         Aim::Conflict(why) => problem = Some(why.clone()),
+        Aim::Unserved(revision) => problem = Some(unserved(revision)),
         Aim::NoProxy(_) => {}
         Aim::Revision(_) if !pod.has_proxy() => {}
         Aim::Revision(_) => match (&parsed, &context.expected) {

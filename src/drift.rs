@@ -148,6 +148,10 @@ pub enum Aim {
     NoProxy(String),
     /// Webhooks of two revisions select the pod, said in full.
     Conflict(String),
+    /// The pod's namespace (or the pod) asks for this revision with `istio.io/rev`, but no
+    /// webhook configuration serves it: nothing would inject a pod created now, yet the
+    /// namespace still asks for a proxy. Left to a person: a restart would take the proxy away.
+    Unserved(String),
 }
 
 /// What a pod created now would get, against what the pod has, beyond the version.
@@ -187,7 +191,7 @@ pub fn judge(pod: &PodRecord, control_plane: &ControlPlane) -> Judgement {
     };
     match (&judgement.aim.clone(), pod.proxy.as_deref()) {
         (_, Some(proxy)) if proxy.origin == ProxyOrigin::Own => {}
-        (Aim::Conflict(_), _) | (Aim::NoProxy(_), None) => {}
+        (Aim::Conflict(_) | Aim::Unserved(_), _) | (Aim::NoProxy(_), None) => {}
         (Aim::NoProxy(why), Some(_)) => add(
             Reason::UnwantedProxy,
             format!("the pod carries a proxy but none would be injected now: {why}"),
@@ -276,7 +280,7 @@ pub fn aim(pod: &PodRecord, control_plane: &ControlPlane) -> Aim {
                 _ => None,
             };
             match unserved {
-                Some(revision) => Aim::Revision(revision.to_string()),
+                Some(revision) => Aim::Unserved(revision.to_string()),
                 None => Aim::NoProxy(why),
             }
         }

@@ -420,6 +420,14 @@ fn add_to_group(
             ),
             runbook::TWO_REVISIONS,
         ));
+    } else if let Aim::Unserved(revision) = &judgement.aim {
+        group.manual_reason = Some((
+            format!(
+                "{}: install that revision's webhooks or relabel the namespace, then restart it",
+                crate::classify::unserved(revision)
+            ),
+            runbook::NO_CONTROL_PLANE,
+        ));
     } else if let Some(why) = unreadable_config {
         group.manual_reason = Some((
             format!(
@@ -1457,6 +1465,43 @@ pub(crate) mod tests {
         let mut c = c;
         c.items.push(value);
         c
+    }
+
+    /// A namespace asking for a revision whose istiod runs but whose webhooks are not (or no
+    /// longer) installed: a restart would come back without a proxy, so it is a person's.
+    #[test]
+    fn a_revision_no_webhook_serves_is_never_restarted_into() {
+        let c = webhooks(Cluster::new(), "1-24", None)
+            .object(
+                "Namespace",
+                "",
+                "shop",
+                None,
+                json!({"metadata": {"labels": {"istio.io/rev": "default"}}}),
+            )
+            .deployment("shop", "web", json!({}))
+            .pod(
+                "shop",
+                "web-1",
+                Some(("ReplicaSet", "web-rs")),
+                OLD,
+                "Running",
+                true,
+            );
+        let plan = c.plan(&PlanOptions::default());
+        let web = find(&plan, "Deployment", "web");
+        assert_eq!(web.action, Action::Manual, "{web:#?}");
+        assert_eq!(web.runbook, Some(runbook::NO_CONTROL_PLANE));
+        assert!(
+            web.reason
+                .as_deref()
+                .unwrap_or_default()
+                .contains("revision default")
+        );
+        assert_eq!(
+            plan.pods[0].target_revision, None,
+            "nothing would inject it"
+        );
     }
 
     /// An injector `config` that cannot be read: which pods the revision injects is not known,

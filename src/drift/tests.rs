@@ -223,7 +223,7 @@ fn one_row_per_reason_and_its_absence_without_evidence() {
             canary_values: json!({}),
             pod: proxied("1-22", OLD, json!({})),
             reasons: &[],
-            aim: "1-22",
+            aim: "unserved 1-22",
         },
         Row {
             name: "missing-proxy",
@@ -464,6 +464,7 @@ fn one_row_per_reason_and_its_absence_without_evidence() {
             Aim::Revision(revision) => revision.as_str(),
             Aim::NoProxy(_) => "none",
             Aim::Conflict(_) => "conflict",
+            Aim::Unserved(revision) => &format!("unserved {revision}"),
         };
         assert_eq!(aim, row.aim, "{}: {judgement:?}", row.name);
         let unread = matches!(row.webhooks, Webhooks::UnreadLabel);
