@@ -202,22 +202,31 @@ mod tests {
         }
     }
 
+    fn expected_1_24_1() -> Expected {
+        Expected {
+            version: parse_version("1.24.1"),
+            image: None,
+        }
+    }
+
+    /// Every reason selected, nothing excluded.
+    fn judged_against<'a>(expected: &'a Expected, judgement: &'a Judgement) -> PodContext<'a> {
+        PodContext {
+            excluded_by: None,
+            expected: Ok(expected),
+            judgement,
+            selected: Reasons::all(),
+        }
+    }
+
     const OLD: &str = "docker.io/istio/proxyv2:1.23.2";
     const NEW: &str = "mirror.local/istio/proxyv2:1.24.1-distroless";
 
     #[test]
     fn one_row_per_verdict_in_order() {
-        let expected = Expected {
-            version: parse_version("1.24.1"),
-            image: None,
-        };
+        let expected = expected_1_24_1();
         let current = judged(Aim::Revision("default".into()), &[]);
-        let ok = PodContext {
-            excluded_by: None,
-            expected: Ok(&expected),
-            judgement: &current,
-            selected: Reasons::all(),
-        };
+        let ok = judged_against(&expected, &current);
         let by_namespace = PodContext {
             excluded_by: Some("namespace shop carries the skip label".into()),
             expected: Ok(&expected),
@@ -292,12 +301,7 @@ mod tests {
         let missing = judged(Aim::Revision("1-24".into()), &[Reason::MissingProxy]);
         let conflict = judged(Aim::Conflict("two revisions".into()), &[]);
         let quiet = judged(Aim::NoProxy("no webhook".into()), &[]);
-        let context = |judgement| PodContext {
-            excluded_by: None,
-            expected: Ok(&expected),
-            judgement,
-            selected: Reasons::all(),
-        };
+        let context = |judgement| judged_against(&expected, judgement);
         let (resources, unwanted, missing, conflict, quiet) = (
             context(&resources),
             context(&unwanted),
@@ -366,18 +370,11 @@ mod tests {
     /// the version among them (DESIGN §4: `drift` lists a pod's reasons).
     #[test]
     fn pods_not_judged_further_still_report_their_version_drift() {
-        let expected = Expected {
-            version: parse_version("1.24.1"),
-            image: None,
-        };
+        let expected = expected_1_24_1();
         let current = judged(Aim::Revision("default".into()), &[]);
-        let context = PodContext {
-            excluded_by: None,
-            expected: Ok(&expected),
-            judgement: &current,
-            selected: Reasons::all(),
-        };
-        let edits: [(&str, fn(&mut PodRecord), Verdict); 4] = [
+        let context = judged_against(&expected, &current);
+        type Edit = (&'static str, fn(&mut PodRecord), Verdict);
+        let edits: [Edit; 4] = [
             ("skipped", |p| p.skip = true, Verdict::Excluded),
             (
                 "pinned",
@@ -413,17 +410,9 @@ mod tests {
 
     #[test]
     fn reasons_say_what_and_why() {
-        let expected = Expected {
-            version: parse_version("1.24.1"),
-            image: None,
-        };
+        let expected = expected_1_24_1();
         let current = judged(Aim::Revision("default".into()), &[]);
-        let context = PodContext {
-            excluded_by: None,
-            expected: Ok(&expected),
-            judgement: &current,
-            selected: Reasons::all(),
-        };
+        let context = judged_against(&expected, &current);
         let mut evicted = pod(OLD, PodPhase::Failed, false);
         evicted.phase_reason = Some("Evicted".into());
         let classified = classify(&evicted, &context);

@@ -934,7 +934,7 @@ fn proxy_of(
         origin: metadata
             .annotations
             .get(SIDECAR_STATUS)
-            .map_or(ProxyOrigin::Own, |status| status_origin(status)),
+            .map_or(ProxyOrigin::Own, status_origin),
     }
 }
 
