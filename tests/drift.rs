@@ -250,6 +250,19 @@ async fn resources_cni_and_native_switches_each_end_with_every_pod_matching(back
 }
 on_both_backends!(resources_cni_and_native_switches_each_end_with_every_pod_matching);
 
+/// The uids of the gateway's pods in `meshed`.
+fn gateway_uids(scenario: &Scenario) -> Vec<String> {
+    let pods = scenario.kubectl_json(&["get", "pods", "-n", "meshed", "-l", "app=gateway"]);
+    let mut uids: Vec<String> = pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["metadata"]["uid"].as_str().unwrap().to_string())
+        .collect();
+    uids.sort();
+    uids
+}
+
 async fn a_missing_proxy_is_added_and_an_unwanted_one_removed(backend: Backend) {
     let scenario = Scenario::start(backend).await;
     scenario.apply(&namespace_with_app("plain", "{}", 1));
@@ -258,10 +271,31 @@ async fn a_missing_proxy_is_added_and_an_unwanted_one_removed(backend: Backend) 
         "{istio-injection: enabled}",
         1,
     ));
+    // A gateway as Istio installs it: its own istio-proxy container, never injected.
+    scenario.apply(&format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: gateway, namespace: meshed}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: gateway}}}}
+  template:
+    metadata: {{labels: {{app: gateway, sidecar.istio.io/inject: "false", istio.io/rev: default}}}}
+    spec:
+      containers: [{{name: istio-proxy, image: "{}"}}]
+"#,
+        image(OLD)
+    ));
     scenario.await_pods_ready("plain", 1).await;
-    scenario.await_pods_ready("meshed", 1).await;
+    scenario.await_pods_ready("meshed", 2).await;
+    let gateway_before = gateway_uids(&scenario);
     assert!(proxies(&scenario, "plain")[0].1.is_none(), "{backend:?}");
-    assert!(proxies(&scenario, "meshed")[0].1.is_some(), "{backend:?}");
+    assert!(
+        proxies(&scenario, "meshed")
+            .iter()
+            .all(|(_, p)| p.is_some()),
+        "{backend:?}"
+    );
 
     // Injection is turned on for one namespace and off for the other.
     scenario.kubectl_ok(&["label", "namespace", "plain", "istio-injection=enabled"]);
@@ -297,7 +331,20 @@ async fn a_missing_proxy_is_added_and_an_unwanted_one_removed(backend: Backend) 
         Some(image(OLD)),
         "{backend:?}: the missing proxy is added"
     );
-    let removed = proxies(&scenario, "meshed");
+    // The gateway's own proxy is not unwanted: neither listed nor restarted.
+    assert!(
+        report["workloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["name"] != "gateway"),
+        "{backend:?}: {report:#}"
+    );
+    assert_eq!(gateway_uids(&scenario), gateway_before, "{backend:?}");
+    let removed: Vec<_> = proxies(&scenario, "meshed")
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("app-"))
+        .collect();
     assert_eq!(removed.len(), 1, "{backend:?}: {removed:?}");
     assert_eq!(
         removed[0].1, None,
