@@ -163,7 +163,17 @@ impl ControlPlane {
                 namespace: ns.to_string(),
             });
         }
-        let (injection, warnings) = injection_of(inventory, &revisions);
+        let (injection, mut warnings) = injection_of(inventory, &revisions);
+        for revision in revisions.values() {
+            let skipped = revision.injector_config.iter().flat_map(|c| &c.skipped);
+            warnings.extend(skipped.map(|why| {
+                format!(
+                    "revision {}: the injector config's {why}; Istio skips that selector, and so \
+                     does the tool",
+                    revision.name
+                )
+            }));
+        }
         Ok(ControlPlane {
             revisions,
             default_revision,

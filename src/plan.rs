@@ -949,7 +949,7 @@ pub(crate) mod tests {
             ready: bool,
         ) -> Self {
             // Injected, as its status annotation says; the revision comes from elsewhere.
-            let status = r#"{"containers":["istio-proxy"],"templates":["sidecar"]}"#;
+            let status = r#"{"containers":["istio-proxy"]}"#;
             let extra = json!({"metadata": {"annotations": {"sidecar.istio.io/status": status}},
                 "spec": {"containers": [{"name": "istio-proxy", "image": image}]},
                 "status": {"phase": phase, "conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"}}]}});

@@ -28,6 +28,9 @@ pub struct InjectorConfig {
     pub policy: Policy,
     pub never_inject_selector: Vec<LabelSelector>,
     pub always_inject_selector: Vec<LabelSelector>,
+    /// Selectors Istio would skip as invalid (`neverInjectSelector[0]: …`), left out of the
+    /// two lists above; the run warns of each.
+    pub skipped: Vec<String>,
 }
 
 impl Default for InjectorConfig {
@@ -37,6 +40,7 @@ impl Default for InjectorConfig {
             policy: Policy::Enabled,
             never_inject_selector: Vec::new(),
             always_inject_selector: Vec::new(),
+            skipped: Vec::new(),
         }
     }
 }
@@ -66,19 +70,26 @@ impl InjectorConfig {
                 ));
             }
         };
+        // Istio skips an invalid selector with a warning and keeps the rest.
+        let mut skipped = Vec::new();
+        let mut valid = |field: &str, selectors: Option<Vec<LabelSelector>>| {
+            let mut kept = Vec::new();
+            for (i, selector) in selectors.unwrap_or_default().into_iter().enumerate() {
+                match selector.check() {
+                    Ok(()) => kept.push(selector),
+                    Err(e) => skipped.push(format!("{field}[{i}]: {e}")),
+                }
+            }
+            kept
+        };
+        let never_inject_selector = valid("neverInjectSelector", raw.never_inject_selector);
+        let always_inject_selector = valid("alwaysInjectSelector", raw.always_inject_selector);
         let config = InjectorConfig {
             policy,
-            never_inject_selector: raw.never_inject_selector.unwrap_or_default(),
-            always_inject_selector: raw.always_inject_selector.unwrap_or_default(),
+            never_inject_selector,
+            always_inject_selector,
+            skipped,
         };
-        for (field, selectors) in [
-            ("neverInjectSelector", &config.never_inject_selector),
-            ("alwaysInjectSelector", &config.always_inject_selector),
-        ] {
-            for (i, selector) in selectors.iter().enumerate() {
-                selector.check().map_err(|e| format!("{field}[{i}]: {e}"))?;
-            }
-        }
         Ok(config)
     }
 

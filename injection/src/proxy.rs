@@ -149,7 +149,7 @@ fn quantity_text(value: &Value) -> Option<String> {
 pub struct RevisionProxy {
     /// `global.proxy.resources`; `None` when the values do not say.
     pub resources: Option<Resources>,
-    /// Istio CNI: `pilot.cni.enabled` or (before 1.24) `istio_cni.enabled`.
+    /// Istio CNI: `pilot.cni.enabled`, else (before 1.24) `istio_cni.enabled`.
     pub cni: Option<bool>,
     /// `pilot.env.ENABLE_NATIVE_SIDECARS`, else istiod's env of that name; `auto` is not known.
     pub native_sidecars: Option<bool>,
@@ -160,14 +160,11 @@ impl RevisionProxy {
     /// `discovery` container, when known.
     pub fn from_values(values: &Value, istiod_native: Option<&str>) -> RevisionProxy {
         let resources = &values["global"]["proxy"]["resources"];
-        // Either key turns CNI on (before 1.24 the templates read both).
-        let cni = match (
-            values["pilot"]["cni"]["enabled"].as_bool(),
-            values["istio_cni"]["enabled"].as_bool(),
-        ) {
-            (Some(pilot), Some(old)) => Some(pilot || old),
-            (pilot, old) => pilot.or(old),
-        };
+        // `istio_cni` only where `pilot.cni` is not set: releases from 1.24 read `pilot.cni`
+        // alone, and a leftover `istio_cni` must not turn CNI on for them.
+        let cni = values["pilot"]["cni"]["enabled"]
+            .as_bool()
+            .or_else(|| values["istio_cni"]["enabled"].as_bool());
         let native = match &values["pilot"]["env"]["ENABLE_NATIVE_SIDECARS"] {
             Value::Bool(b) => Some(*b),
             Value::String(s) => flag(s),
@@ -197,10 +194,10 @@ impl RevisionProxy {
             }
             Some(resources)
         };
-        // The annotation overrides the revision; a value other than `true`/`false` says
-        // nothing that can be judged.
+        // The annotation overrides the revision. Istio's template asks whether it is other
+        // than exactly `false`, so any other value (`False`, `yes`) means native.
         let native = match annotation(NATIVE_SIDECAR_ANNOTATION) {
-            Some(value) => flag(value),
+            Some(value) => Some(value != "false"),
             None => self.native_sidecars,
         };
         PodProxy {

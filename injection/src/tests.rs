@@ -332,11 +332,18 @@ fn the_injector_config_is_read_from_yaml_and_checked() {
     );
     let odd = InjectorConfig::parse(Some("policy: sometimes\n")).unwrap_err();
     assert!(odd.contains("sometimes"), "{odd}");
+    // An invalid selector is skipped, as Istio does, and named; the valid ones stay.
     let bad = InjectorConfig::parse(Some(
-        "neverInjectSelector:\n- matchExpressions:\n  - {key: app, operator: In}\n",
+        "neverInjectSelector:\n- matchExpressions:\n  - {key: app, operator: In}\n- matchLabels: {app: batch}\n",
     ))
-    .unwrap_err();
-    assert!(bad.contains("neverInjectSelector[0]"), "{bad}");
+    .unwrap();
+    assert_eq!(bad.never_inject_selector.len(), 1);
+    assert_eq!(bad.skipped.len(), 1);
+    assert!(
+        bad.skipped[0].starts_with("neverInjectSelector[0]"),
+        "{:?}",
+        bad.skipped
+    );
 }
 
 #[test]
@@ -370,11 +377,11 @@ fn a_revisions_proxy_from_its_values_and_a_pods_annotations() {
         })
     );
     assert_eq!(annotated.native_sidecar, Some(false));
-    // A limit alone: the API server sets the request to it. An annotation that is neither
-    // `true` nor `false` leaves native sidecars unjudged.
+    // A limit alone: the API server sets the request to it. An annotation other than exactly
+    // `false` means native, as Istio's template reads it.
     let limited = revision.for_pod(|key| match key {
         "sidecar.istio.io/proxyMemoryLimit" => Some("512Mi"),
-        "sidecar.istio.io/nativeSidecar" => Some("maybe"),
+        "sidecar.istio.io/nativeSidecar" => Some("False"),
         _ => None,
     });
     assert_eq!(
@@ -385,7 +392,7 @@ fn a_revisions_proxy_from_its_values_and_a_pods_annotations() {
             ..Resources::default()
         })
     );
-    assert_eq!(limited.native_sidecar, None);
+    assert_eq!(limited.native_sidecar, Some(true));
 
     // Older values: `istio_cni`; istiod's env for native sidecars; `auto` says nothing.
     let older = json!({"istio_cni": {"enabled": false}});
@@ -394,9 +401,9 @@ fn a_revisions_proxy_from_its_values_and_a_pods_annotations() {
         (older.cni, older.native_sidecars, older.resources),
         (Some(false), Some(false), None)
     );
-    // Either CNI key turns it on.
+    // `pilot.cni` wins over a leftover `istio_cni`.
     let both = json!({"pilot": {"cni": {"enabled": false}}, "istio_cni": {"enabled": true}});
-    assert_eq!(RevisionProxy::from_values(&both, None).cni, Some(true));
+    assert_eq!(RevisionProxy::from_values(&both, None).cni, Some(false));
     let auto = json!({"pilot": {"env": {"ENABLE_NATIVE_SIDECARS": "auto"}}});
     assert_eq!(
         RevisionProxy::from_values(&auto, Some("true")).native_sidecars,

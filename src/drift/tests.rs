@@ -405,7 +405,7 @@ fn one_row_per_reason_and_its_absence_without_evidence() {
                 "default",
                 OLD,
                 json!({"metadata": {"annotations": {
-                "sidecar.istio.io/status": r#"{"revision":"default","templates":["gateway"],"containers":["istio-proxy"]}"#}}}),
+                "inject.istio.io/templates": "gateway"}}}),
             ),
             reasons: &[Reason::Revision],
             aim: "1-24",

@@ -21,6 +21,8 @@ use crate::{Error, Result};
 pub const SKIP_KEY: &str = "istio-proxy-reset.kyma-project.io/skip";
 /// The annotation Istio writes on injected pods, naming what it injected and for which revision.
 pub const SIDECAR_STATUS: &str = "sidecar.istio.io/status";
+/// The templates a pod asks Istio's injector for (`gateway`, custom ones; `sidecar` unless set).
+pub const TEMPLATES_ANNOTATION: &str = "inject.istio.io/templates";
 /// Per-pod proxy image override: such a pod is never the control plane's to update.
 pub const PROXY_IMAGE_ANNOTATION: &str = "sidecar.istio.io/proxyImage";
 pub const REVISION_LABEL: &str = "istio.io/rev";
@@ -122,7 +124,7 @@ pub struct Proxy {
 /// the `sidecar` template injected is what the revision's values say it should be.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ProxyOrigin {
-    /// Injected by Istio's `sidecar` template (the status names no templates, or just that one).
+    /// Injected by Istio's `sidecar` template (`inject.istio.io/templates` unset, or just that).
     #[default]
     Sidecar,
     /// Injected with other templates (`inject.istio.io/templates: gateway`, a custom one): the
@@ -931,25 +933,18 @@ fn proxy_of(
         resources: container.resources.as_deref().cloned().unwrap_or_default(),
         istio_init: has_init(istio_injection::proxy::INIT_CONTAINER),
         istio_validation: has_init(istio_injection::proxy::VALIDATION_CONTAINER),
-        origin: metadata
-            .annotations
-            .get(SIDECAR_STATUS)
-            .map_or(ProxyOrigin::Own, status_origin),
+        origin: proxy_origin(metadata),
     }
 }
 
-/// Whether a status annotation's `templates` are Istio's `sidecar` alone (or absent, as older
-/// releases write it). Istio writes it compactly, so the common case is found without parsing.
-fn status_origin(text: &str) -> ProxyOrigin {
-    #[derive(serde::Deserialize)]
-    struct Templates {
-        templates: Option<Vec<String>>,
+/// How the proxy came to be: no status annotation, never injected; else by the templates the
+/// pod asks for with `inject.istio.io/templates` (Istio's `sidecar` when it names none).
+fn proxy_origin(metadata: &Metadata) -> ProxyOrigin {
+    if metadata.annotations.get(SIDECAR_STATUS).is_none() {
+        return ProxyOrigin::Own;
     }
-    if text.contains(r#""templates":["sidecar"]"#) || !text.contains("\"templates\"") {
-        return ProxyOrigin::Sidecar;
-    }
-    match serde_json::from_str::<Templates>(text).map(|s| s.templates) {
-        Ok(Some(templates)) if !templates.is_empty() && templates != ["sidecar"] => {
+    match metadata.annotations.get(TEMPLATES_ANNOTATION) {
+        Some(templates) if !templates.trim().is_empty() && templates.trim() != "sidecar" => {
             ProxyOrigin::OtherTemplate
         }
         _ => ProxyOrigin::Sidecar,

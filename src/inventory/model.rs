@@ -36,6 +36,7 @@ fn is_kept_key_bytes(key: &[u8]) -> bool {
         || key == b"istio-injection"
         || key.starts_with(b"istio.io/")
         || key.starts_with(b"sidecar.istio.io/")
+        || key == b"inject.istio.io/templates"
         || key.starts_with(b"istio-proxy-reset.kyma-project.io/")
         || key.starts_with(b"kyma-project.io/")
 }
