@@ -417,7 +417,8 @@ fn rows() -> Vec<Row> {
             "resource annotations replace values, only the fields they give",
             vec![default()],
             enabled.clone(),
-            json!({"resources": {"requests": {"cpu": "200m"}, "limits": {"memory": "512Mi"}}}),
+            // The memory request is the limit's, as the API server would default it.
+            json!({"resources": {"requests": {"cpu": "200m", "memory": "512Mi"}, "limits": {"memory": "512Mi"}}}),
         ),
         row(
             "Istio CNI: istio-validation",
