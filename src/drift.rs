@@ -228,11 +228,15 @@ pub fn judge(pod: &PodRecord, control_plane: &ControlPlane) -> Judgement {
 /// sidecar status, else the default (DESIGN §2.2.2).
 pub fn aim(pod: &PodRecord, control_plane: &ControlPlane) -> Aim {
     let own_revision = || {
-        let own = pod
-            .revision
-            .as_deref()
-            .or_else(|| pod.proxy.as_deref().and_then(|p| p.revision.as_deref()))
-            .unwrap_or(DEFAULT_REVISION);
+        let label = pod.revision.as_deref();
+        let status = pod.proxy.as_deref().and_then(|p| p.revision.as_deref());
+        // A label may name a revision tag, which only the webhooks resolve: then the revision
+        // that injected the proxy is the one there is.
+        let known = |r: &&str| control_plane.revisions.contains_key(*r);
+        let own = match (label, status) {
+            (Some(label), Some(status)) if !known(&label) && known(&status) => status,
+            _ => label.or(status).unwrap_or(DEFAULT_REVISION),
+        };
         Aim::Revision(own.to_string())
     };
     let Some(injection) = &control_plane.injection else {

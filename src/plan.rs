@@ -12,7 +12,8 @@ use crate::controlplane::{ControlPlane, DEFAULT_REVISION};
 use crate::drift::{self, Aim, Judgement, Reason, Reasons};
 use crate::image::Expected;
 use crate::inventory::{
-    Interner, Inventory, PodPhase, PodRecord, ResolvedWorkload, SKIP_KEY, WorkloadRecord,
+    Interner, Inventory, PodPhase, PodRecord, ProxyOrigin, ResolvedWorkload, SKIP_KEY,
+    WorkloadRecord,
 };
 
 /// The runbooks the report links to, one per situation a person has to handle.
@@ -39,6 +40,7 @@ pub mod runbook {
         "runbooks/drift.md#a-pod-missing-its-proxy-that-cannot-be-restarted";
     pub const UNWANTED_PROXY: &str = "runbooks/drift.md#a-proxy-no-webhook-would-inject";
     pub const TWO_REVISIONS: &str = "runbooks/drift.md#two-revisions-select-one-pod";
+    pub const OWN_PROXY: &str = "runbooks/drift.md#a-proxy-in-its-workloads-own-template";
 
     /// Every runbook link the tool can emit (a test checks each file and heading exists).
     pub const ALL: &[&str] = &[
@@ -58,6 +60,7 @@ pub mod runbook {
         MISSING_PROXY,
         UNWANTED_PROXY,
         TWO_REVISIONS,
+        OWN_PROXY,
     ];
 }
 
@@ -440,6 +443,17 @@ fn add_to_group(
             format!("{why}: there is nothing a restart could inject"),
             runbook::NO_CONTROL_PLANE,
         ));
+    } else if pod
+        .proxy
+        .as_deref()
+        .is_some_and(|p| p.origin == ProxyOrigin::Own)
+    {
+        group.manual_reason = Some((
+            "the proxy is part of the workload's own template (no webhook injected it): a \
+             restart brings back the same image; the template must change"
+                .to_string(),
+            runbook::OWN_PROXY,
+        ));
     }
 }
 
@@ -777,6 +791,7 @@ fn drift_runbook(drift: Reasons, runbook: &'static str) -> &'static str {
         runbook::UNKNOWN_OWNER,
         runbook::TWO_REVISIONS,
         runbook::GATE_FAILED,
+        runbook::OWN_PROXY,
     ]
     .contains(&runbook)
     {
@@ -1465,6 +1480,24 @@ pub(crate) mod tests {
         let mut c = c;
         c.items.push(value);
         c
+    }
+
+    /// A gateway as Istio installs it, its proxy written in its own template: a restart brings
+    /// back the same image, so a stale one is a person's, never restarted.
+    #[test]
+    fn a_proxy_in_the_workloads_own_template_is_never_restarted() {
+        let c = webhooks(Cluster::new(), "default", None)
+            .deployment("istio-system", "istio-ingressgateway", json!({}))
+            .object("Pod", "istio-system", "istio-ingressgateway-1",
+                Some(("ReplicaSet", "istio-ingressgateway-rs")), json!({
+                "metadata": {"labels": {"sidecar.istio.io/inject": "false", "istio.io/rev": "default"}},
+                "spec": {"containers": [{"name": "istio-proxy", "image": OLD}]},
+                "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}));
+        let plan = c.plan(&PlanOptions::default());
+        let gateway = find(&plan, "Deployment", "istio-ingressgateway");
+        assert_eq!(gateway.action, Action::Manual, "{gateway:#?}");
+        assert_eq!(gateway.runbook, Some(runbook::OWN_PROXY));
+        assert_eq!(gateway.drift, [Reason::Version].into_iter().collect());
     }
 
     /// A namespace asking for a revision whose istiod runs but whose webhooks are not (or no

@@ -424,6 +424,19 @@ fn one_row_per_reason_and_its_absence_without_evidence() {
             aim: "1-24",
         },
         Row {
+            name: "without webhooks a label naming a tag gives way to the status's revision",
+            webhooks: Webhooks::None,
+            namespace: json!({}),
+            canary_values: json!({}),
+            pod: proxied(
+                "1-24",
+                NEW,
+                json!({"metadata": {"labels": {"istio.io/rev": "prod"}}}),
+            ),
+            reasons: &[],
+            aim: "1-24",
+        },
+        Row {
             name: "two revisions select the pod",
             webhooks: Webhooks::OverlappingTag,
             namespace: enabled.clone(),
